@@ -1,0 +1,1 @@
+# Alarm records and rules arrive with the alarms issue.

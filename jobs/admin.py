@@ -1,0 +1,69 @@
+from django.contrib import admin
+
+from .models import Job, JobFile, JobReport, JobStatusLog
+
+
+class JobFileInline(admin.TabularInline):
+    model = JobFile
+    extra = 0
+    fields = ["type", "lfn", "dataset", "fsize", "checksum", "status"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class JobStatusLogInline(admin.TabularInline):
+    model = JobStatusLog
+    extra = 0
+    fields = ["changed_at", "old_status", "new_status", "actor", "reason"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    # Jobs change state only through the services (state machine); the admin reads them.
+    list_display = [
+        "pandaid",
+        "job_name",
+        "status",
+        "computing_site",
+        "prod_source_label",
+        "prod_user_name",
+        "current_priority",
+        "modification_time",
+    ]
+    list_filter = ["status", "prod_source_label", "computing_site__cloud"]
+    search_fields = ["=pandaid", "job_name", "prod_user_name"]
+    list_select_related = ["computing_site"]
+    inlines = [JobFileInline, JobStatusLogInline]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Job._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(JobFile)
+class JobFileAdmin(admin.ModelAdmin):
+    list_display = ["lfn", "type", "job", "dataset", "status", "fsize"]
+    list_filter = ["type", "status"]
+    search_fields = ["lfn", "dataset", "guid"]
+    raw_id_fields = ["job"]
+    show_full_result_count = False
+
+
+@admin.register(JobStatusLog)
+class JobStatusLogAdmin(admin.ModelAdmin):
+    list_display = ["job", "old_status", "new_status", "changed_at", "actor"]
+    list_filter = ["new_status"]
+    search_fields = ["=job__pandaid", "actor"]
+    raw_id_fields = ["job"]
+    show_full_result_count = False
+
+
+@admin.register(JobReport)
+class JobReportAdmin(admin.ModelAdmin):
+    list_display = ["job", "reported_state", "received_at", "processed_at"]
+    raw_id_fields = ["job"]

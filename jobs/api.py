@@ -1,0 +1,167 @@
+"""REST API for jobs: /api/v1/jobs/ (submit in bulk, list, read, kill, retry)."""
+
+import re
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
+from rest_framework.response import Response
+
+from pandamon.api import KeysetPagination
+from pandamon.errors import PermissionDenied
+
+from . import selectors
+from .filters import JobFilterSet
+from .models import Job, JobFile, JobStatusLog
+from .services import kill, retry, submission
+
+LFN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+:]*$")
+
+
+def validate_lfn(value):
+    if not LFN_PATTERN.match(value):
+        raise serializers.ValidationError("a file name may hold letters, digits and . _ - + : and no slash")
+    return value
+
+
+class FileSpecSerializer(serializers.Serializer):
+    lfn = serializers.CharField(max_length=256, validators=[validate_lfn])
+    guid = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    scope = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    dataset = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    fsize = serializers.IntegerField(min_value=0, required=False)
+    checksum = serializers.RegexField(r"^ad:[0-9a-f]{8}$", required=False, help_text="ad:<8 hex digits of adler32>")
+
+
+class JobSpecSerializer(serializers.Serializer):
+    """One job to submit. Only `job_name` and `transformation` are required."""
+
+    job_name = serializers.CharField(max_length=200)
+    transformation = serializers.CharField(
+        max_length=100000, help_text="URL of a script, a script (#!...) or a command."
+    )
+    job_parameters = serializers.CharField(max_length=100000, required=False, allow_blank=True)
+    prod_source_label = serializers.RegexField(r"^[a-z_]{1,20}$", required=False, default="user")
+    processing_type = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    computing_site = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    cloud = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    priority = serializers.IntegerField(min_value=-10000, max_value=10000, required=False)
+    core_count = serializers.IntegerField(min_value=1, max_value=256, required=False)
+    min_ram_count = serializers.IntegerField(min_value=0, max_value=10_000_000, required=False, help_text="MB")
+    max_disk_count = serializers.IntegerField(min_value=0, max_value=100_000_000, required=False, help_text="MB")
+    max_walltime = serializers.IntegerField(min_value=0, max_value=30 * 86400, required=False, help_text="s")
+    max_cpu_count = serializers.IntegerField(min_value=0, max_value=30 * 86400, required=False, help_text="s")
+    max_attempt = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    task_id = serializers.IntegerField(min_value=1, required=False)
+    jobset_id = serializers.IntegerField(min_value=1, required=False)
+    job_definition_id = serializers.IntegerField(min_value=1, required=False)
+    working_group = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    vo = serializers.CharField(max_length=16, required=False, allow_blank=True)
+    sw_release = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    homepackage = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    cmt_config = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    container_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    special_handling = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    app = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    prod_user_id = serializers.CharField(max_length=250, required=False, allow_blank=True)
+    input_files = FileSpecSerializer(many=True, required=False)
+    output_files = FileSpecSerializer(many=True, required=False)
+    log_file = serializers.CharField(max_length=256, required=False, validators=[validate_lfn])
+
+
+class SubmitSerializer(serializers.Serializer):
+    jobs = JobSpecSerializer(many=True, allow_empty=False)
+
+
+class SubmitResultSerializer(serializers.Serializer):
+    pandaids = serializers.ListField(child=serializers.IntegerField())
+
+
+class JobFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobFile
+        exclude = ["job"]
+
+
+class JobStatusLogSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobStatusLog
+        fields = ["old_status", "new_status", "changed_at", "actor", "reason"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    computing_site = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Job
+        exclude = ["job_parameters", "transformation"]
+
+
+class JobDetailSerializer(JobSerializer):
+    files = JobFileSerializer(many=True, read_only=True)
+    status_log = JobStatusLogSerializer(many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        exclude = []
+
+
+class KillSerializer(serializers.Serializer):
+    pandaids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=10000)
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class JobPagination(KeysetPagination):
+    ordering = "-pandaid"
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Jobs. POST a list of jobs (or `{"jobs": [...]}`) to submit them in one transaction."""
+
+    lookup_field = "pandaid"
+    lookup_value_regex = r"\d+"
+    filterset_class = JobFilterSet
+    pagination_class = JobPagination
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    def get_queryset(self):
+        if self.action == "retrieve":
+            return Job.objects.select_related("computing_site", "owner").prefetch_related("files", "status_log")
+        return selectors.job_list().select_related("owner")
+
+    def get_serializer_class(self):
+        return JobDetailSerializer if self.action == "retrieve" else JobSerializer
+
+    @extend_schema(request=SubmitSerializer, responses={201: SubmitResultSerializer})
+    def create(self, request):
+        body = {"jobs": request.data} if isinstance(request.data, list) else request.data
+        incoming = SubmitSerializer(data=body)
+        incoming.is_valid(raise_exception=True)
+        pandaids = submission.submit_jobs(submitter=request.user, specs=incoming.validated_data["jobs"])
+        return Response({"pandaids": pandaids}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=KillSerializer, responses={200: dict})
+    @action(detail=False, methods=["post"], permission_classes=[IsAuthenticated])
+    def kill(self, request):
+        """Kill jobs by PandaID: queued ones are cancelled, running ones get a kill command."""
+        incoming = KillSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        outcome = kill.kill_jobs(
+            user=request.user,
+            pandaids=incoming.validated_data["pandaids"],
+            reason=incoming.validated_data.get("reason", ""),
+        )
+        return Response({"results": {str(pandaid): result for pandaid, result in outcome.items()}})
+
+    @extend_schema(request=None, responses={201: JobSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
+    def retry(self, request, pandaid=None):
+        """Create the next attempt of a failed, cancelled or closed job (owner or admin)."""
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pandaid=selectors.job_detail(pandaid=pandaid).pandaid)
+            if not kill.may_kill(request.user, job):
+                raise PermissionDenied(f"only the owner of job {job.pandaid} or an admin may retry it")
+            new = retry.retry_job(job, actor=request.user.username)
+        return Response(JobSerializer(new).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,47 @@
+"""Error codes of each component, with the meaning the portal shows next to a failed job."""
+
+JOB_DISPATCHER = {
+    100: "lost heartbeat: no pilot update within the site's heartbeat timeout",
+    101: "recovery failed",
+    102: "sent timeout: the pilot never reported after taking the job",
+    103: "holding timeout: the job's outputs were not processed in time",
+    104: "transferring timeout",
+    105: "other timeout",
+}
+TASK_BUFFER = {
+    100: "killed by a person",
+    102: "expired",
+    103: "aborted",
+    105: "reassigned",
+    106: "server retry",
+    107: "pilot retry",
+}
+DDM = {
+    100: "setupper: input could not be prepared",
+    200: "adder: an output file declared by the job is missing from the pilot's report",
+}
+BROKERAGE = {
+    100: "no site satisfies the job's requirements (see the diagnostic)",
+    101: "the site the job was assigned to cannot run it (see the diagnostic)",
+}
+PILOT = {
+    1008: "general pilot error",
+    1099: "stage-in failed",
+    1137: "stage-out failed",
+    1144: "killed by the server (kill command)",
+    1150: "looping job killed by the pilot",
+}
+
+COMPONENTS = {
+    "job_dispatcher": JOB_DISPATCHER,
+    "task_buffer": TASK_BUFFER,
+    "ddm": DDM,
+    "brokerage": BROKERAGE,
+    "pilot": PILOT,
+}
+
+
+def describe(component, code):
+    if not code:
+        return ""
+    return COMPONENTS.get(component, {}).get(code, "")

@@ -1,0 +1,196 @@
+"""Jobs, their files and their state history (PanDA JobSpec / FileSpec / JOBS_STATUSLOG).
+
+Models stay thin: every state change goes through jobs.services.state, which
+checks the transition and writes the JobStatusLog row.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from sites.models import Site
+
+from .choices import FileStatus, FileType, JobStatus
+
+
+class Job(models.Model):
+    pandaid = models.BigAutoField(primary_key=True, verbose_name="PandaID")
+    job_name = models.CharField(max_length=256)
+    job_definition_id = models.BigIntegerField(null=True, blank=True)
+    jobset_id = models.BigIntegerField(null=True, blank=True)
+    task_id = models.BigIntegerField(null=True, blank=True, db_index=True, help_text="Task (jediTaskID) that made it.")
+    req_id = models.BigIntegerField(null=True, blank=True)
+
+    # What runs
+    prod_source_label = models.CharField(max_length=20, default="user")
+    processing_type = models.CharField(max_length=64, blank=True)
+    transformation = models.TextField(help_text="URL of the payload script, the script itself (#!...), or a command.")
+    job_parameters = models.TextField(blank=True)
+    homepackage = models.CharField(max_length=80, blank=True)
+    sw_release = models.CharField(max_length=64, blank=True)
+    cmt_config = models.CharField(max_length=64, blank=True)
+    container_name = models.CharField(max_length=200, blank=True)
+    app = models.CharField(max_length=64, blank=True)
+    special_handling = models.CharField(max_length=80, blank=True)
+
+    # Who
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    prod_user_id = models.CharField(max_length=250, blank=True, help_text="Submitter's certificate DN.")
+    prod_user_name = models.CharField(max_length=60, blank=True, db_index=True)
+    working_group = models.CharField(max_length=32, blank=True)
+    source_group = models.CharField(max_length=32, blank=True)
+    vo = models.CharField(max_length=16, blank=True)
+    country_group = models.CharField(max_length=20, blank=True)
+
+    # Where
+    computing_site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs")
+    cloud = models.CharField(max_length=32, blank=True)
+    destination_se = models.CharField(max_length=64, blank=True)
+
+    # Requirements (0 = not set)
+    core_count = models.PositiveSmallIntegerField(default=1)
+    min_ram_count = models.PositiveIntegerField(default=0, help_text="MB")
+    max_disk_count = models.PositiveIntegerField(default=0, help_text="MB")
+    max_cpu_count = models.PositiveIntegerField(default=0, help_text="seconds")
+    max_walltime = models.PositiveIntegerField(default=0, help_text="seconds")
+
+    # Scheduling
+    assigned_priority = models.IntegerField(default=1000)
+    current_priority = models.IntegerField(default=1000)
+    attempt_nr = models.PositiveSmallIntegerField(default=1)
+    max_attempt = models.PositiveSmallIntegerField(default=3)
+    parent_id = models.BigIntegerField(null=True, blank=True, help_text="PandaID of the previous attempt.")
+
+    # State
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.DEFINED)
+    job_sub_status = models.CharField(max_length=80, blank=True)
+    command_to_pilot = models.CharField(max_length=250, blank=True)
+    creation_time = models.DateTimeField()
+    modification_time = models.DateTimeField(help_text="Last change or pilot heartbeat.")
+    state_change_time = models.DateTimeField()
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    brokered_at = models.DateTimeField(null=True, blank=True, help_text="Last brokerage attempt.")
+    n_sent = models.PositiveSmallIntegerField(default=0)
+
+    # Pilot and worker
+    modification_host = models.CharField(max_length=128, blank=True, help_text="Worker node of the pilot.")
+    pilot_id = models.CharField(max_length=200, blank=True)
+    pilot_version = models.CharField(max_length=64, blank=True)
+    batch_id = models.CharField(max_length=80, blank=True)
+
+    # Outcome and metrics
+    trans_exit_code = models.IntegerField(null=True, blank=True)
+    pilot_error_code = models.IntegerField(default=0)
+    pilot_error_diag = models.CharField(max_length=500, blank=True)
+    exe_error_code = models.IntegerField(default=0)
+    exe_error_diag = models.CharField(max_length=500, blank=True)
+    sup_error_code = models.IntegerField(default=0)
+    sup_error_diag = models.CharField(max_length=250, blank=True)
+    ddm_error_code = models.IntegerField(default=0)
+    ddm_error_diag = models.CharField(max_length=500, blank=True)
+    brokerage_error_code = models.IntegerField(default=0)
+    brokerage_error_diag = models.CharField(max_length=250, blank=True)
+    job_dispatcher_error_code = models.IntegerField(default=0)
+    job_dispatcher_error_diag = models.CharField(max_length=250, blank=True)
+    task_buffer_error_code = models.IntegerField(default=0)
+    task_buffer_error_diag = models.CharField(max_length=300, blank=True)
+    server_error_code = models.IntegerField(default=0)
+    server_error_diag = models.CharField(max_length=250, blank=True)
+    cpu_consumption_time = models.BigIntegerField(null=True, blank=True)
+    cpu_consumption_unit = models.CharField(max_length=32, blank=True)
+    max_rss = models.BigIntegerField(null=True, blank=True, help_text="kB")
+    max_vmem = models.BigIntegerField(null=True, blank=True, help_text="kB")
+    n_events = models.BigIntegerField(default=0)
+    n_input_files = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-pandaid"]
+        indexes = [
+            # The dispatcher's hot query: activated jobs of one site, best priority first.
+            # Partial, so it stays as small as the activated working set however large history grows.
+            models.Index(
+                fields=["computing_site", "-current_priority", "pandaid"],
+                name="job_dispatch_activated",
+                condition=Q(status="activated"),
+            ),
+            # Brokerage picks defined jobs least recently tried first.
+            models.Index(fields=["brokered_at", "pandaid"], name="job_broker_defined", condition=Q(status="defined")),
+            # Watchers and site summaries: jobs of a site in a state, by heartbeat age.
+            models.Index(fields=["status", "computing_site", "modification_time"], name="job_status_site_mod"),
+            # Time-window listings.
+            models.Index(fields=["modification_time"], name="job_modification_time"),
+            models.Index(fields=["creation_time"], name="job_creation_time"),
+            models.Index(fields=["owner", "status"], name="job_owner_status"),
+        ]
+
+    def __str__(self):
+        return f"{self.pandaid} {self.job_name} ({self.status})"
+
+    @property
+    def is_final(self):
+        from .choices import FINAL_STATES
+
+        return self.status in FINAL_STATES
+
+
+class JobFile(models.Model):
+    """One file of one job attempt (filesTable4)."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="files")
+    type = models.CharField(max_length=16, choices=FileType.choices)
+    lfn = models.CharField(max_length=256, verbose_name="LFN")
+    guid = models.CharField(max_length=64, blank=True, verbose_name="GUID")
+    scope = models.CharField(max_length=64, blank=True)
+    dataset = models.CharField(max_length=255, blank=True)
+    prod_dblock = models.CharField(max_length=255, blank=True)
+    dispatch_dblock = models.CharField(max_length=255, blank=True)
+    destination_dblock = models.CharField(max_length=255, blank=True)
+    destination_se = models.CharField(max_length=64, blank=True)
+    fsize = models.BigIntegerField(null=True, blank=True)
+    checksum = models.CharField(max_length=40, blank=True, help_text="ad:<adler32 hex>")
+    md5sum = models.CharField(max_length=40, blank=True)
+    surl = models.CharField(max_length=500, blank=True, help_text="Where the pilot stored it.")
+    status = models.CharField(max_length=16, choices=FileStatus.choices, default=FileStatus.UNKNOWN)
+    attempt_nr = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["lfn"], name="jobfile_lfn")]
+
+    def __str__(self):
+        return f"{self.lfn} ({self.type})"
+
+
+class JobStatusLog(models.Model):
+    """Every state change of a job: who, when, from, to and why."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="status_log")
+    old_status = models.CharField(max_length=16, blank=True)
+    new_status = models.CharField(max_length=16)
+    changed_at = models.DateTimeField()
+    actor = models.CharField(max_length=150, help_text="User, 'pilot@<node>' or the system component.")
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["changed_at", "id"]
+        indexes = [models.Index(fields=["job", "changed_at"], name="jobstatuslog_job_time")]
+
+    def __str__(self):
+        return f"{self.job_id}: {self.old_status} -> {self.new_status}"
+
+
+class JobReport(models.Model):
+    """The pilot's final report, kept apart from the hot Job row (PanDA's JOB_OUTPUT_REPORT)."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, primary_key=True, related_name="report")
+    reported_state = models.CharField(max_length=16)
+    output_files = models.JSONField(default=dict, blank=True, help_text="The pilot's xml report: lfn -> attributes.")
+    pilot_log = models.TextField(blank=True)
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"report of {self.job_id}"

@@ -1,0 +1,179 @@
+"""The PanDA pilot protocol: POST /server/panda/{getJob,updateJob,getStatus}.
+
+Form-encoded requests; answers are JSON when the pilot sends `Accept: application/json`
+(as pilot3 does), otherwise URL-encoded `StatusCode=0&PandaID=...` like the original
+dispatcher. These are plain Django views rather than DRF ones: getJob is the hottest
+path of the system and needs nothing DRF adds.
+"""
+
+import json
+from urllib.parse import urlencode
+
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from pandamon.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
+from sites.services import pilot_site, record_pilot_contact
+
+from .models import Job
+from .protocol import job_description
+from .services import dispatcher
+
+# Protocol status codes (jobdispatcher/Protocol.py).
+SC_SUCCESS, SC_NO_JOBS, SC_INVALID, SC_PERMS = 0, 20, 50, 70
+MAX_JOBS_PER_CALL = 100
+REPORT_FIELDS = {
+    # pilot parameter: (Job field, type)
+    "transExitCode": ("trans_exit_code", int),
+    "pilotErrorCode": ("pilot_error_code", int),
+    "pilotErrorDiag": ("pilot_error_diag", str),
+    "exeErrorCode": ("exe_error_code", int),
+    "exeErrorDiag": ("exe_error_diag", str),
+    "cpuConsumptionTime": ("cpu_consumption_time", int),
+    "cpuConsumptionUnit": ("cpu_consumption_unit", str),
+    "maxRSS": ("max_rss", int),
+    "maxVMEM": ("max_vmem", int),
+    "nEvents": ("n_events", int),
+    "pilotID": ("pilot_id", str),
+    "batchID": ("batch_id", str),
+}
+TEXT_LIMITS = {
+    "pilot_error_diag": 500,
+    "exe_error_diag": 500,
+    "cpu_consumption_unit": 32,
+    "pilot_id": 200,
+    "batch_id": 80,
+}
+
+
+def _answer(request, payload, status=200):
+    if "application/json" in request.headers.get("Accept", ""):
+        return HttpResponse(json.dumps(payload), status=status, content_type="application/json")
+    encoded = {key: json.dumps(value) if isinstance(value, list | dict) else value for key, value in payload.items()}
+    return HttpResponse(urlencode(encoded), status=status, content_type="text/plain")
+
+
+def _refusal(request, error):
+    code = SC_PERMS if isinstance(error, PermissionDenied) else SC_INVALID
+    status = 400 if isinstance(error, NotFound) else error.status_code
+    return _answer(request, {"StatusCode": code, "errorDialog": error.message}, status=status)
+
+
+def _bearer_token(request):
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _number(params, name, cast=int, default=None):
+    raw = params.get(name, "")
+    if raw in ("", "NULL", "None"):
+        return default
+    try:
+        return cast(float(raw)) if cast is int else cast(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, got {raw[:40]!r}") from None
+
+
+@csrf_exempt
+@require_POST
+def get_job(request):
+    params = request.POST
+    try:
+        site_name = params.get("siteName", "").strip()
+        if not site_name:
+            raise InvalidInput("siteName is required")
+        pilot_request = _pilot_request(params)
+        site = pilot_site(site_name=site_name, token=_bearer_token(request))
+    except ServiceError as error:
+        return _refusal(request, error)
+    jobs = dispatcher.dispatch_jobs(site=site, request=pilot_request)
+    record_pilot_contact(site=site, node=pilot_request.node, getjob=True, jobs_sent=len(jobs))
+    if not jobs:
+        return _answer(request, {"StatusCode": SC_NO_JOBS, "errorDialog": f"no activated job for site {site.name}"})
+    descriptions = [job_description(job, job.dispatched_files, site) for job in jobs]
+    if "nJobs" in params:
+        return _answer(request, {"StatusCode": SC_SUCCESS, "jobs": descriptions})
+    return _answer(request, descriptions[0])
+
+
+def _pilot_request(params):
+    n_jobs = _number(params, "nJobs", default=1)
+    if not 1 <= n_jobs <= MAX_JOBS_PER_CALL:
+        raise InvalidInput(f"nJobs must be between 1 and {MAX_JOBS_PER_CALL}")
+    return dispatcher.PilotRequest(
+        node=params.get("node", "")[:128],
+        n_jobs=n_jobs,
+        memory_mb=_number(params, "mem"),
+        disk_mb=_number(params, "diskSpace"),
+        prod_source_label=params.get("prodSourceLabel") or None,
+    )
+
+
+@csrf_exempt
+@require_POST
+def update_job(request):
+    params = request.POST
+    try:
+        report = _pilot_report(params)
+        site = _site_of_report(request, params, report.pandaid)
+        command = dispatcher.update_job(site_ids={site.pk} if site else set(), report=report)
+    except ServiceError as error:
+        return _refusal(request, error)
+    if site is not None:
+        record_pilot_contact(site=site, node=report.node, update=True)
+    return _answer(request, {"StatusCode": SC_SUCCESS, "command": command})
+
+
+def _site_of_report(request, params, pandaid):
+    """The pilot's site (checked against its credential); None when the job is unknown."""
+    site_name = params.get("siteName", "").strip()
+    if not site_name:
+        site_name = Job.objects.filter(pandaid=pandaid).values_list("computing_site__name", flat=True).first()
+        if site_name is None:
+            return None
+    return pilot_site(site_name=site_name, token=_bearer_token(request))
+
+
+def _pilot_report(params):
+    pandaid = _number(params, "jobId")
+    state = params.get("state", "").strip()
+    if pandaid is None or not state:
+        raise InvalidInput("jobId and state are required")
+    fields = {}
+    for name, (field, cast) in REPORT_FIELDS.items():
+        if params.get(name, "") in ("", "NULL", "None"):
+            continue
+        fields[field] = _number(params, name) if cast is int else params[name][: TEXT_LIMITS[field]]
+    return dispatcher.PilotReport(
+        pandaid=pandaid,
+        state=state,
+        node=params.get("node", ""),
+        attempt_nr=_number(params, "attemptNr"),
+        output_files=dispatcher.parse_output_report(params.get("xml", ""))
+        if state in dispatcher.FINAL_REPORTS
+        else None,
+        pilot_log=params.get("pilotLog", ""),
+        fields=fields,
+    )
+
+
+@csrf_exempt
+@require_POST
+def get_status(request):
+    raw_ids = request.POST.get("ids", "")
+    try:
+        ids = [int(part) for part in raw_ids.replace("+", ",").split(",") if part.strip()]
+    except ValueError:
+        return _refusal(request, InvalidInput("ids must be a comma-separated list of PandaIDs"))
+    if not ids or len(ids) > 10000:
+        return _refusal(request, InvalidInput("give between 1 and 10000 ids"))
+    statuses = dispatcher.job_statuses(ids)
+    return _answer(
+        request,
+        {
+            "StatusCode": SC_SUCCESS,
+            "status": "+".join(status for status, _ in statuses),
+            "attemptNr": "+".join(str(attempt) for _, attempt in statuses),
+        },
+    )

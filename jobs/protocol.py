@@ -1,0 +1,85 @@
+"""The PanDA job description a pilot receives from getJob (reference/panda-server.md §3.2).
+
+Pure functions: a Job and its files in, the flat dict of PanDA keys out, with the
+"NULL" convention for unset values that real pilots expect.
+"""
+
+from .choices import FileType
+
+NULL = "NULL"
+
+
+def _or_null(value):
+    return NULL if value in (None, "") else value
+
+
+def _joined(files, attribute, default=""):
+    return ",".join(str(getattr(f, attribute) if getattr(f, attribute) not in (None, "") else default) for f in files)
+
+
+def job_description(job, files, site):
+    inputs = [f for f in files if f.type in (FileType.INPUT, FileType.PSEUDO_INPUT)]
+    outputs = [f for f in files if f.type == FileType.OUTPUT]
+    logs = [f for f in files if f.type == FileType.LOG]
+    out_and_log = outputs + logs
+    endpoint = site.name
+    description = {
+        "StatusCode": 0,
+        "PandaID": job.pandaid,
+        "jobName": job.job_name,
+        "jobDefinitionID": _or_null(job.job_definition_id),
+        "jobsetID": _or_null(job.jobset_id),
+        "taskID": _or_null(job.task_id),
+        "reqID": _or_null(job.req_id),
+        "prodSourceLabel": job.prod_source_label,
+        "processingType": _or_null(job.processing_type),
+        "transformation": job.transformation,
+        "jobPars": job.job_parameters,
+        "swRelease": _or_null(job.sw_release),
+        "homepackage": _or_null(job.homepackage),
+        "cmtConfig": _or_null(job.cmt_config),
+        "container_name": _or_null(job.container_name),
+        "attemptNr": job.attempt_nr,
+        "currentPriority": job.current_priority,
+        "coreCount": job.core_count,
+        "minRamCount": job.min_ram_count,
+        "maxDiskCount": job.max_disk_count,
+        "maxCpuCount": job.max_cpu_count,
+        "maxWalltime": job.max_walltime or NULL,
+        "cloud": _or_null(job.cloud),
+        "destinationSE": _or_null(job.destination_se or endpoint),
+        "prodUserID": _or_null(job.prod_user_id or job.prod_user_name),
+        "nSent": job.n_sent,
+        "transferType": NULL,
+        "sourceSite": NULL,
+        "nucleus": NULL,
+        "resource_type": "MCORE" if job.core_count > 1 else "SCORE",
+        "ioIntensity": NULL,
+        "ioIntensityUnit": NULL,
+        # Input files: comma-joined, one entry per file, in the same order in every key.
+        "inFiles": _joined(inputs, "lfn"),
+        "GUID": _joined(inputs, "guid", NULL),
+        "fsize": _joined(inputs, "fsize", "0"),
+        "checksum": _joined(inputs, "checksum", NULL),
+        "scopeIn": _joined(inputs, "scope", NULL),
+        "realDatasetsIn": _joined(inputs, "dataset", NULL),
+        "prodDBlocks": _joined(inputs, "prod_dblock", NULL),
+        "prodDBlockToken": ",".join(NULL for _ in inputs),
+        "dispatchDblock": _joined(inputs, "dispatch_dblock", NULL),
+        "dispatchDBlockToken": ",".join(NULL for _ in inputs),
+        "ddmEndPointIn": ",".join(endpoint for _ in inputs),
+        # Outputs, then the log file, as PanDA lists them.
+        "outFiles": _joined(out_and_log, "lfn"),
+        "realDatasets": _joined(out_and_log, "dataset", NULL),
+        "destinationDblock": _joined(out_and_log, "destination_dblock", NULL),
+        "destinationDBlockToken": ",".join(NULL for _ in out_and_log),
+        "scopeOut": _joined(outputs, "scope", ""),
+        "fileDestinationSE": ",".join(endpoint for _ in out_and_log),
+        "ddmEndPointOut": ",".join(endpoint for _ in out_and_log),
+        "logFile": logs[0].lfn if logs else NULL,
+        "logGUID": logs[0].guid if logs else NULL,
+        "scopeLog": _or_null(logs[0].scope) if logs else NULL,
+    }
+    if "lc" in job.special_handling.split(","):
+        description["loopingCheck"] = False
+    return description

@@ -1,0 +1,1 @@
+"""Writes for jobs. Every state change goes through jobs.services.state."""

@@ -1,0 +1,137 @@
+"""Job submission: validated job specs in, PandaIDs out, all or nothing."""
+
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from pandamon import roles
+from pandamon.errors import InvalidInput, PermissionDenied
+from sites.models import Site
+
+from ..choices import FINAL_STATES, FileStatus, FileType, JobStatus
+from ..models import Job, JobFile
+from . import state
+
+# Labels that run production resources; only production managers may submit them.
+PRODUCTION_LABELS = {"managed", "test", "prod_test", "ptest", "install"}
+JOB_FIELDS = (
+    "job_name", "transformation", "job_parameters", "prod_source_label", "processing_type",
+    "cloud", "core_count", "min_ram_count", "max_disk_count", "max_walltime", "max_cpu_count",
+    "max_attempt", "task_id", "jobset_id", "job_definition_id", "working_group", "vo",
+    "sw_release", "homepackage", "cmt_config", "container_name", "special_handling", "app",
+)  # fmt: skip
+
+
+def submit_jobs(*, submitter, specs):
+    """Insert the jobs described by `specs` (validated dicts); returns their PandaIDs in order.
+
+    Either every job is inserted or none is. Brokerage is queued after commit.
+    """
+    limit = settings.PANDA["MAX_JOBS_PER_SUBMISSION"]
+    if not specs:
+        raise InvalidInput("no jobs given")
+    if len(specs) > limit:
+        raise InvalidInput(f"{len(specs)} jobs in one call; at most {limit} are accepted")
+    _check_labels(submitter, specs)
+    sites = _resolve_sites(specs)
+    now = timezone.now()
+    with transaction.atomic():
+        serial = _queued_user_jobs(submitter)
+        jobs = [_build_job(spec, submitter, sites, now, serial + index) for index, spec in enumerate(specs)]
+        Job.objects.bulk_create(jobs, batch_size=1000)
+        JobFile.objects.bulk_create(_build_files(jobs, specs), batch_size=2000)
+        state.record_creation(jobs, actor=submitter.username, now=now)
+        transaction.on_commit(_queue_brokerage)
+    return [job.pandaid for job in jobs]
+
+
+def _queue_brokerage():
+    from ..tasks import broker_defined_jobs
+
+    broker_defined_jobs.delay()
+
+
+def _check_labels(submitter, specs):
+    for index, spec in enumerate(specs):
+        label = spec.get("prod_source_label", "user")
+        if label in PRODUCTION_LABELS and not roles.has_role(submitter, roles.PRODUCTION_MANAGER):
+            raise PermissionDenied(
+                f"jobs[{index}]: prod_source_label '{label}' needs the {roles.PRODUCTION_MANAGER} role"
+            )
+
+
+def _resolve_sites(specs):
+    names = {spec["computing_site"] for spec in specs if spec.get("computing_site")}
+    sites = {site.name: site for site in Site.objects.filter(name__in=names).select_related("cloud")}
+    for index, spec in enumerate(specs):
+        name = spec.get("computing_site")
+        if name and name not in sites:
+            raise InvalidInput(f"jobs[{index}].computing_site: unknown site '{name}'")
+    return sites
+
+
+def _queued_user_jobs(submitter):
+    """PanDA's serNum: the user's jobs still queued or running, which lower new jobs' priority."""
+    return Job.objects.filter(owner=submitter, prod_source_label="user").exclude(status__in=FINAL_STATES).count()
+
+
+def _build_job(spec, submitter, sites, now, serial):
+    job = Job(**{name: spec[name] for name in JOB_FIELDS if spec.get(name) is not None})
+    job.owner = submitter
+    job.prod_user_name = submitter.username
+    job.prod_user_id = spec.get("prod_user_id") or ""
+    job.status = JobStatus.DEFINED
+    job.creation_time = job.modification_time = job.state_change_time = now
+    site = sites.get(spec.get("computing_site") or "")
+    if site is not None:
+        job.computing_site = site
+        job.cloud = job.cloud or site.cloud.name
+    job.assigned_priority = spec.get("priority", 1000)
+    job.current_priority = _initial_priority(job, serial)
+    job.n_input_files = len(spec.get("input_files", ()))
+    return job
+
+
+def _initial_priority(job, serial):
+    """User jobs lose one priority unit per five of the owner's queued jobs (PanDA PrioUtil)."""
+    if job.prod_source_label == "user":
+        return job.assigned_priority - serial // 5
+    return job.assigned_priority
+
+
+def _build_files(jobs, specs):
+    files = []
+    for job, spec in zip(jobs, specs, strict=True):
+        for item in spec.get("input_files", ()):
+            files.append(_file(job, FileType.INPUT, item, FileStatus.READY))
+        for item in spec.get("output_files", ()):
+            files.append(_file(job, FileType.OUTPUT, item, FileStatus.UNKNOWN))
+        files.append(_log_file(job, spec))
+    return files
+
+
+def _file(job, file_type, item, status):
+    dataset = item.get("dataset", "")
+    return JobFile(
+        job=job,
+        type=file_type,
+        lfn=item["lfn"],
+        guid=item.get("guid") or (str(uuid.uuid4()) if file_type != FileType.INPUT else ""),
+        scope=item.get("scope", ""),
+        dataset=dataset,
+        prod_dblock=dataset if file_type == FileType.INPUT else "",
+        destination_dblock=dataset if file_type != FileType.INPUT else "",
+        fsize=item.get("fsize"),
+        checksum=item.get("checksum", ""),
+        status=status,
+        attempt_nr=job.attempt_nr,
+    )
+
+
+def _log_file(job, spec):
+    guid = str(uuid.uuid4())
+    item = {"lfn": spec.get("log_file") or f"{job.job_name}.{guid[:8]}.log.tgz", "guid": guid}
+    item["dataset"] = spec.get("log_dataset", "")
+    return _file(job, FileType.LOG, item, FileStatus.UNKNOWN)

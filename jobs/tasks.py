@@ -1,0 +1,40 @@
+"""Celery tasks: thin wrappers that take ids and call services."""
+
+from celery import shared_task
+
+from pandamon.workers import recorded_run
+
+from .services import adder, brokerage, watchers
+
+
+@shared_task(name="jobs.broker_defined_jobs", ignore_result=True)
+def broker_defined_jobs():
+    with recorded_run("brokerage") as counts:
+        counts.update(brokerage.broker_defined_jobs())
+
+
+@shared_task(name="jobs.finalize_job", ignore_result=True, acks_late=True)
+def finalize_job(pandaid):
+    adder.finalize_job(pandaid)
+
+
+@shared_task(name="jobs.watch_lost_heartbeats", ignore_result=True)
+def watch_lost_heartbeats():
+    with recorded_run("watcher-lost-heartbeat") as counts:
+        counts.update(watchers.fail_lost_heartbeats())
+
+
+@shared_task(name="jobs.watch_timeouts", ignore_result=True)
+def watch_timeouts():
+    with recorded_run("watcher-timeouts") as counts:
+        counts.update(watchers.fail_sent_timeouts())
+        counts.update(watchers.fail_holding_timeouts())
+
+
+@shared_task(name="jobs.retry_stuck_holding", ignore_result=True)
+def retry_stuck_holding():
+    with recorded_run("adder-sweep") as counts:
+        ids = watchers.stuck_holding_ids()
+        for pandaid in ids:
+            adder.finalize_job(pandaid)
+        counts["finalized"] = len(ids)

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("jobs/", views.job_list, name="job-list"),
+    path("jobs/<int:pandaid>/", views.job_detail, name="job-detail"),
+]

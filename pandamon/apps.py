@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PandamonConfig(AppConfig):
+    name = "pandamon"
+    verbose_name = "PanDA monitor core"

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from jobs import pilot_views
+from jobs.api import JobViewSet
+from sites.api import SiteViewSet
+
+from . import views
+
+router = DefaultRouter()
+router.register("jobs", JobViewSet, basename="job")
+router.register("sites", SiteViewSet, basename="site")
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("", include("jobs.urls")),
+    path("sites/", views.site_list, name="site-list"),
+    path("workers/", views.worker_runs, name="worker-runs"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The PanDA pilot protocol (legacy paths, as real pilots call them).
+    path("server/panda/getJob", pilot_views.get_job, name="pilot-getjob"),
+    path("server/panda/updateJob", pilot_views.update_job, name="pilot-updatejob"),
+    path("server/panda/getStatus", pilot_views.get_status, name="pilot-getstatus"),
+]

@@ -1,0 +1,34 @@
+"""Recording periodic worker runs (WorkerRun rows)."""
+
+import logging
+from contextlib import contextmanager
+
+from django.utils import timezone
+
+from .models import WorkerRun
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def recorded_run(name):
+    """Record one run of a periodic worker; the body fills the `counts` dict it is given.
+
+    The row is written in autocommit mode, outside the body's transactions, so a failed
+    run is still recorded with its error.
+    """
+    run = WorkerRun.objects.create(name=name, started_at=timezone.now())
+    counts = {}
+    try:
+        yield counts
+    except Exception as exc:
+        logger.exception("worker %s failed", name)
+        _finish(run, WorkerRun.Status.FAILED, counts, f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(run, WorkerRun.Status.DONE, counts, "")
+
+
+def _finish(run, status, counts, error):
+    WorkerRun.objects.filter(pk=run.pk).update(
+        status=status, finished_at=timezone.now(), counts=counts, error=error[:2000]
+    )

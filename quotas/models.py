@@ -1,0 +1,1 @@
+# User and group quotas arrive with the quotas issue.

@@ -1,0 +1,47 @@
+"""REST API for sites: /api/v1/sites/ (read-only; sites are edited in the admin)."""
+
+import django_filters as filters
+from rest_framework import serializers, viewsets
+
+from pandamon.api import KeysetPagination
+
+from .choices import SiteStatus
+from .models import Site
+from .selectors import site_list
+
+
+class SiteFilterSet(filters.FilterSet):
+    cloud = filters.CharFilter(field_name="cloud__name")
+    status = filters.MultipleChoiceFilter(choices=SiteStatus.choices)
+    tier = filters.NumberFilter()
+
+    class Meta:
+        model = Site
+        fields = ["cloud", "status", "tier"]
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    cloud = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    last_pilot_contact = serializers.DateTimeField(
+        source="pilot_activity.last_contact_at", read_only=True, default=None
+    )
+
+    class Meta:
+        model = Site
+        fields = [
+            "name", "cloud", "tier", "status", "grid_flavour", "max_memory_mb", "max_disk_mb", "max_walltime_s",
+            "cores", "max_running_jobs", "heartbeat_timeout_s", "storage_endpoint", "last_pilot_contact",
+        ]  # fmt: skip
+
+
+class SitePagination(KeysetPagination):
+    ordering = "name"
+
+
+class SiteViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = site_list()
+    serializer_class = SiteSerializer
+    filterset_class = SiteFilterSet
+    pagination_class = SitePagination
+    lookup_field = "name"
+    lookup_value_regex = r"[A-Za-z0-9_.\-]+"

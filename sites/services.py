@@ -1,0 +1,112 @@
+"""Writes and pilot authentication for sites."""
+
+import hashlib
+import secrets
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from pandamon.errors import NotFound, PermissionDenied
+
+from .models import PilotActivity, PilotCredential, Site
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def create_pilot_credential(*, name, sites):
+    """Create a credential bound to `sites`; returns (credential, token). The token is shown once."""
+    token = secrets.token_urlsafe(32)
+    credential = PilotCredential.objects.create(name=name, token_sha256=hash_token(token))
+    credential.sites.set(sites)
+    return credential, token
+
+
+class _TtlCache:
+    """A tiny per-process cache: getJob must not pay two extra queries for auth on every call."""
+
+    def __init__(self):
+        self._items = {}
+
+    def get(self, key, loader):
+        ttl = settings.PANDA["PILOT_AUTH_CACHE_SECONDS"]
+        hit = self._items.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = loader()
+        if ttl > 0:
+            self._items[key] = (now + ttl, value)
+        return value
+
+    def clear(self):
+        self._items.clear()
+
+
+_site_cache = _TtlCache()
+_credential_cache = _TtlCache()
+
+
+def clear_pilot_caches():
+    _site_cache.clear()
+    _credential_cache.clear()
+
+
+def _load_site(name):
+    return Site.objects.filter(name=name).select_related("cloud").first()
+
+
+def _load_credential(token_hash):
+    credential = PilotCredential.objects.filter(token_sha256=token_hash, active=True).first()
+    if credential is None:
+        return None
+    return credential.pk, frozenset(credential.sites.values_list("pk", flat=True))
+
+
+def pilot_site(*, site_name, token):
+    """The Site a pilot may act for, or a clear refusal.
+
+    A pilot needs a credential bound to the site unless the site trusts
+    unauthenticated pilots (a closed local batch farm).
+    """
+    site = _site_cache.get(("site", site_name), lambda: _load_site(site_name))
+    if site is None:
+        raise NotFound(f"unknown site '{site_name}'")
+    if token:
+        granted = _credential_cache.get(("cred", hash_token(token)), lambda: _load_credential(hash_token(token)))
+        if granted is None:
+            raise PermissionDenied("pilot credential refused: unknown or revoked token")
+        if site.pk not in granted[1]:
+            raise PermissionDenied(f"pilot credential is not bound to site '{site_name}'")
+        return site
+    if site.trust_unauthenticated_pilots:
+        return site
+    raise PermissionDenied(f"site '{site_name}' needs a pilot credential (Authorization: Bearer <token>)")
+
+
+def record_pilot_contact(*, site, node, getjob=False, jobs_sent=0, update=False):
+    """Bump the site's pilot counters in one statement, outside the dispatch transaction."""
+    now = timezone.now()
+    values = {"last_contact_at": now, "last_node": (node or "")[:128]}
+    if getjob:
+        values.update(last_getjob_at=now, getjob_requests=F("getjob_requests") + 1)
+        if jobs_sent:
+            values.update(last_job_sent_at=now, jobs_sent=F("jobs_sent") + jobs_sent)
+        else:
+            values.update(getjob_empty=F("getjob_empty") + 1)
+    if update:
+        values.update(last_update_at=now, update_requests=F("update_requests") + 1)
+    if not PilotActivity.objects.filter(site=site).update(**values):
+        PilotActivity.objects.get_or_create(site=site)
+        PilotActivity.objects.filter(site=site).update(**values)
+
+
+def set_site_status(*, site_name, status):
+    updated = Site.objects.filter(name=site_name).update(status=status)
+    if not updated:
+        raise NotFound(f"unknown site '{site_name}'")

@@ -1,0 +1,1 @@
+# Tasks (production requests, analysis submissions) arrive with the tasks issue.
