@@ -1,0 +1,86 @@
+import io
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from pandamon import demo
+from sites.models import Site
+from sites.services import create_pilot_credential
+
+DEFAULT_PILOT_SITES = ["BNL", "UTA", "CERNCAF", "LYON", "GLASGOW", "MILANO"]
+
+
+class Command(BaseCommand):
+    help = "Run the whole system with a live demo: gunicorn, Celery worker + beat, pilots and demo jobs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--pilot-sites", nargs="+", default=DEFAULT_PILOT_SITES)
+        parser.add_argument("--jobs-every", type=int, default=45, help="Submit a batch of demo jobs every N seconds.")
+        parser.add_argument("--batch", type=int, default=12, help="Demo jobs per batch.")
+        parser.add_argument("--duration", type=int, default=0, help="Stop after N seconds (0 = until Ctrl-C).")
+
+    def handle(self, *args, port, pilot_sites, jobs_every, batch, duration, **options):
+        base_url = f"http://127.0.0.1:{port}"
+        user_token, pilot_token = self._prepare(pilot_sites)
+        group = demo.ProcessGroup(settings.VAR_DIR / "logs")
+        try:
+            self._start_services(group, port)
+            if not demo.wait_until_up(f"{base_url}/api/v1/sites/?limit=1"):
+                raise SystemExit(f"the web server did not come up; see {group.log_dir}/gunicorn.log")
+            self._start_pilots(group, base_url, pilot_sites, pilot_token)
+            self._banner(base_url, group)
+            self._submit_loop(group, base_url, user_token, pilot_sites, jobs_every, batch, duration)
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping ...")
+        finally:
+            group.stop()
+
+    def _prepare(self, pilot_sites):
+        call_command("migrate", verbosity=0)
+        call_command("load_grid", storage_root=str(settings.VAR_DIR / "storage"), stdout=self.stdout)
+        call_command("create_api_user", "admin", superuser=True, password="admin", stdout=io.StringIO())
+        for name in ("alice", "bob"):
+            call_command("create_api_user", name, password=name, stdout=io.StringIO())
+        from rest_framework.authtoken.models import Token
+
+        user_token = Token.objects.get(user__username="alice").key
+        sites = list(Site.objects.filter(name__in=pilot_sites))
+        _, pilot_token = create_pilot_credential(name=f"demo-pilots-{int(time.time())}", sites=sites)
+        return user_token, pilot_token
+
+    def _start_services(self, group, port):
+        group.start("gunicorn", [demo.python(), "-m", "gunicorn", "pandamon.wsgi", "--bind", f"127.0.0.1:{port}",
+                                 "--workers", "3", "--timeout", "60", "--access-logfile", "-"])  # fmt: skip
+        group.start("celery", [demo.python(), "-m", "celery", "-A", "pandamon", "worker", "--beat", "--concurrency", "2",
+                               "--loglevel", "INFO", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")])  # fmt: skip
+
+    def _start_pilots(self, group, base_url, pilot_sites, token):
+        env = demo.child_env(PANDA_PILOT_TOKEN=token)
+        for site in pilot_sites:
+            storage = settings.VAR_DIR / "storage" / site
+            storage.mkdir(parents=True, exist_ok=True)
+            group.start(f"pilot-{site}", [demo.python(), "-m", "pilot", "--server", base_url, "--site", site,
+                                          "--heartbeat", "10", "--idle-sleep", "5", "--storage-dir", str(storage),
+                                          "--workdir", str(settings.VAR_DIR / "pilots" / site)], env=env)  # fmt: skip
+
+    def _banner(self, base_url, group):
+        self.stdout.write(self.style.SUCCESS(f"\nPanDA monitor is running at {base_url}/"))
+        self.stdout.write(f"  admin: {base_url}/admin/ (admin/admin)   API docs: {base_url}/api/docs/")
+        self.stdout.write(f"  logs of every process: {group.log_dir}/   Ctrl-C stops everything.\n")
+
+    def _submit_loop(self, group, base_url, token, sites, every, batch, duration):
+        rng = demo.random_source()
+        started = time.monotonic()
+        next_batch = started
+        while not duration or time.monotonic() - started < duration:
+            if time.monotonic() >= next_batch:
+                pandaids = demo.submit(base_url, token, demo.demo_jobs(sites, batch, rng))
+                self.stdout.write(f"submitted {len(pandaids)} demo jobs ({pandaids[0]}..{pandaids[-1]})")
+                next_batch = time.monotonic() + every
+            dead = group.dead()
+            if dead:
+                raise SystemExit(f"process(es) stopped unexpectedly: {', '.join(dead)}; see {group.log_dir}/")
+            time.sleep(1)
