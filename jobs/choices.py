@@ -17,7 +17,7 @@ class JobStatus(models.TextChoices):
     MERGING = "merging", "outputs are being merged"
     TRANSFERRING = "transferring", "outputs are moving to their final destination"
     FINISHED = "finished", "done successfully"
-    FAILED = "failed", "failed (see the error codes and diagnostics)"
+    FAILED = "failed", "ended in error; the error table names the component, the code and its meaning"
     CANCELLED = "cancelled", "killed by a person"
     CLOSED = "closed", "terminated by the system before it ran (e.g. reassigned)"
 

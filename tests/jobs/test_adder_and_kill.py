@@ -14,7 +14,9 @@ def holding_job(reported_state="finished", files=None, **kwargs):
     job = JobFactory(status=JobStatus.HOLDING, **kwargs)
     JobFileFactory(job=job, type=FileType.OUTPUT, lfn="out.root")
     JobFileFactory(job=job, type=FileType.LOG, lfn="job.log.tgz")
-    JobReport.objects.create(job=job, reported_state=reported_state, output_files=files or {}, received_at=job.modification_time)
+    JobReport.objects.create(
+        job=job, reported_state=reported_state, output_files=files or {}, received_at=job.modification_time
+    )
     return job
 
 
@@ -29,7 +31,11 @@ def test_finished_report_records_outputs_and_finishes_the_job():
     assert adder.finalize_job(job.pk) == JobStatus.FINISHED
     out = JobFile.objects.get(job=job, lfn="out.root")
     assert (out.status, out.fsize, out.checksum, out.guid, out.surl) == (
-        FileStatus.READY, 1234, "ad:0badcafe", "g-out", "file:///se/out.root"
+        FileStatus.READY,
+        1234,
+        "ad:0badcafe",
+        "g-out",
+        "file:///se/out.root",
     )
     assert JobReport.objects.get(job=job).processed_at is not None
     assert adder.finalize_job(job.pk) is None  # idempotent: nothing left to do
@@ -55,7 +61,9 @@ def test_owner_kills_queued_and_running_jobs(api, user):
     queued = JobFactory(owner=user, status=JobStatus.ACTIVATED)
     running = JobFactory(owner=user, status=JobStatus.RUNNING)
     done = JobFactory(owner=user, status=JobStatus.FINISHED)
-    response = api.post("/api/v1/jobs/kill/", {"pandaids": [queued.pk, running.pk, done.pk], "reason": "wrong input"}, format="json")
+    response = api.post(
+        "/api/v1/jobs/kill/", {"pandaids": [queued.pk, running.pk, done.pk], "reason": "wrong input"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["results"] == {
         str(queued.pk): "cancelled",

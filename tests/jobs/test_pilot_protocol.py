@@ -26,7 +26,9 @@ class Pilot:
             self.headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
 
     def get_job(self, **params):
-        response = self.client.post("/server/panda/getJob", {"siteName": self.site, "node": self.node, **params}, **self.headers)
+        response = self.client.post(
+            "/server/panda/getJob", {"siteName": self.site, "node": self.node, **params}, **self.headers
+        )
         return response.status_code, response.json()
 
     def update(self, pandaid, state, **params):
@@ -37,8 +39,12 @@ class Pilot:
 
 def activated(site, **kwargs):
     job = JobFactory(computing_site=site, status=JobStatus.ACTIVATED, **kwargs)
-    JobFileFactory(job=job, type=FileType.INPUT, lfn=f"in.{job.pk}.root", fsize=100, checksum="ad:00000001", dataset="ds.in")
-    JobFileFactory(job=job, type=FileType.OUTPUT, lfn=f"out.{job.pk}.root", dataset="ds.out", destination_dblock="ds.out_sub1")
+    JobFileFactory(
+        job=job, type=FileType.INPUT, lfn=f"in.{job.pk}.root", fsize=100, checksum="ad:00000001", dataset="ds.in"
+    )
+    JobFileFactory(
+        job=job, type=FileType.OUTPUT, lfn=f"out.{job.pk}.root", dataset="ds.out", destination_dblock="ds.out_sub1"
+    )
     JobFileFactory(job=job, type=FileType.LOG, lfn=f"log.{job.pk}.tgz", dataset="ds.log")
     return job
 
@@ -131,7 +137,9 @@ def test_bad_getjob_requests_get_a_400_and_change_nothing(site, pilot_token, par
 def run_to_holding(pilot, pandaid, xml):
     assert pilot.update(pandaid, "starting")[1]["command"] == "NULL"
     assert pilot.update(pandaid, "running")[1]["command"] == "NULL"
-    return pilot.update(pandaid, "finished", xml=json.dumps(xml), transExitCode="0", cpuConsumptionTime="12", maxRSS="2048")
+    return pilot.update(
+        pandaid, "finished", xml=json.dumps(xml), transExitCode="0", cpuConsumptionTime="12", maxRSS="2048"
+    )
 
 
 def test_updatejob_walks_the_job_to_holding_and_queues_the_adder(site, pilot_token, django_capture_on_commit_callbacks):

@@ -67,8 +67,14 @@ def test_a_stale_instance_cannot_overwrite_a_concurrent_change():
 
 
 def test_transition_many_moves_jobs_from_different_states_in_one_call():
-    jobs = [JobFactory(status=JobStatus.RUNNING), JobFactory(status=JobStatus.STARTING), JobFactory(status=JobStatus.SENT)]
-    state.transition_many(jobs, JobStatus.FAILED, actor="watcher", reason="lost heartbeat", job_dispatcher_error_code=100)
+    jobs = [
+        JobFactory(status=JobStatus.RUNNING),
+        JobFactory(status=JobStatus.STARTING),
+        JobFactory(status=JobStatus.SENT),
+    ]
+    state.transition_many(
+        jobs, JobStatus.FAILED, actor="watcher", reason="lost heartbeat", job_dispatcher_error_code=100
+    )
     for job in jobs:
         job.refresh_from_db()
         assert (job.status, job.job_dispatcher_error_code) == (JobStatus.FAILED, 100)

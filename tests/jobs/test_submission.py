@@ -88,7 +88,9 @@ def test_production_jobs_need_the_production_manager_role(api, user):
 
 def test_user_priority_drops_one_unit_per_five_queued_jobs(api):
     pandaids = api.post("/api/v1/jobs/", [spec() for _ in range(12)], format="json").json()["pandaids"]
-    priorities = list(Job.objects.filter(pandaid__in=pandaids).order_by("pandaid").values_list("current_priority", flat=True))
+    priorities = list(
+        Job.objects.filter(pandaid__in=pandaids).order_by("pandaid").values_list("current_priority", flat=True)
+    )
     assert priorities == [1000] * 5 + [999] * 5 + [998] * 2
     more = api.post("/api/v1/jobs/", [spec()], format="json").json()["pandaids"]
     assert Job.objects.get(pandaid=more[0]).current_priority == 1000 - 12 // 5
@@ -102,7 +104,9 @@ def test_submission_size_limit(api, settings):
 
 
 def test_job_read_endpoints_filter_and_show_details(api, site):
-    pandaids = api.post("/api/v1/jobs/", [spec(job_name="x"), spec(job_name="y", computing_site="BNL")], format="json").json()["pandaids"]
+    pandaids = api.post(
+        "/api/v1/jobs/", [spec(job_name="x"), spec(job_name="y", computing_site="BNL")], format="json"
+    ).json()["pandaids"]
     listing = api.get("/api/v1/jobs/", {"job_name": "y"}).json()
     assert [row["pandaid"] for row in listing["results"]] == [pandaids[1]]
     detail = api.get(f"/api/v1/jobs/{pandaids[0]}/").json()

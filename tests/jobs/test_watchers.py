@@ -39,7 +39,9 @@ def test_lost_heartbeat_fails_silent_jobs_per_site_timeout_and_retries_them():
 
 def test_no_automatic_retry_beyond_max_attempt():
     site = SiteFactory(heartbeat_timeout_s=60)
-    job = JobFactory(computing_site=site, status=JobStatus.STARTING, modification_time=ago(120), attempt_nr=3, max_attempt=3)
+    job = JobFactory(
+        computing_site=site, status=JobStatus.STARTING, modification_time=ago(120), attempt_nr=3, max_attempt=3
+    )
     watchers.fail_lost_heartbeats()
     assert Job.objects.get(pk=job.pk).status == JobStatus.FAILED
     assert not Job.objects.filter(parent_id=job.pk).exists()
@@ -49,8 +51,12 @@ def test_sent_and_holding_timeouts(settings):
     site = SiteFactory()
     never_started = JobFactory(computing_site=site, status=JobStatus.SENT, modification_time=ago(31 * 60))
     just_sent = JobFactory(computing_site=site, status=JobStatus.SENT, modification_time=ago(60))
-    urgent = JobFactory(computing_site=site, status=JobStatus.HOLDING, current_priority=900, modification_time=ago(4 * 3600))
-    normal = JobFactory(computing_site=site, status=JobStatus.HOLDING, current_priority=500, modification_time=ago(4 * 3600))
+    urgent = JobFactory(
+        computing_site=site, status=JobStatus.HOLDING, current_priority=900, modification_time=ago(4 * 3600)
+    )
+    normal = JobFactory(
+        computing_site=site, status=JobStatus.HOLDING, current_priority=500, modification_time=ago(4 * 3600)
+    )
     assert watchers.fail_sent_timeouts() == {"sent_timeout": 1}
     assert watchers.fail_holding_timeouts() == {"holding_timeout": 1}
     never_started.refresh_from_db()
