@@ -45,8 +45,7 @@ def test_no_authorization_header_without_credential(stub_server):
 
 
 def test_gives_up_after_configured_tries_against_closed_port(free_port):
-    client, delays = recording_client(f"http://127.0.0.1:{free_port}", max_tries=3,
-                                      base_delay=1.0, max_delay=60.0)
+    client, delays = recording_client(f"http://127.0.0.1:{free_port}", max_tries=3, base_delay=1.0, max_delay=60.0)
     started = time.monotonic()
 
     with pytest.raises(ServerUnreachable, match="gave up after 3 tries"):
@@ -66,8 +65,7 @@ def test_backoff_doubles_and_is_capped():
 
 
 def test_403_is_fatal_and_not_retried(stub_server):
-    stub_server.routes["/server/panda/getJob"] = lambda r: (
-        403, {"StatusCode": 70, "errorDialog": "token revoked"})
+    stub_server.routes["/server/panda/getJob"] = lambda r: (403, {"StatusCode": 70, "errorDialog": "token revoked"})
     client, delays = recording_client(stub_server.url, max_tries=5)
 
     with pytest.raises(CredentialRefused, match="token revoked"):
@@ -78,15 +76,13 @@ def test_403_is_fatal_and_not_retried(stub_server):
 
 
 def test_status_code_70_in_a_200_answer_is_also_fatal(stub_server):
-    stub_server.routes["/server/panda/getJob"] = lambda r: (
-        200, {"StatusCode": 70, "errorDialog": "not a pilot"})
+    stub_server.routes["/server/panda/getJob"] = lambda r: (200, {"StatusCode": 70, "errorDialog": "not a pilot"})
     with pytest.raises(CredentialRefused, match="not a pilot"):
         PandaClient(stub_server.url).get_job({"siteName": "S"})
 
 
 def test_400_is_not_retried(stub_server):
-    stub_server.routes["/server/panda/updateJob"] = lambda r: (
-        400, {"StatusCode": 50, "errorDialog": "jobId missing"})
+    stub_server.routes["/server/panda/updateJob"] = lambda r: (400, {"StatusCode": 50, "errorDialog": "jobId missing"})
     client, delays = recording_client(stub_server.url, max_tries=5)
 
     with pytest.raises(BadRequest, match="jobId missing"):
@@ -96,8 +92,7 @@ def test_400_is_not_retried(stub_server):
 
 
 def test_5xx_is_retried_until_success(stub_server):
-    answers = iter([(503, b"busy"), (500, {"StatusCode": 30}), (200, {"StatusCode": 0,
-                                                                      "command": "NULL"})])
+    answers = iter([(503, b"busy"), (500, {"StatusCode": 30}), (200, {"StatusCode": 0, "command": "NULL"})])
     stub_server.routes["/server/panda/updateJob"] = lambda r: next(answers)
     client, delays = recording_client(stub_server.url, max_tries=5)
 
@@ -142,7 +137,9 @@ def test_abort_event_stops_the_backoff_wait(free_port):
 
 def test_get_status_splits_plus_joined_answer(stub_server):
     stub_server.routes["/server/panda/getStatus"] = lambda r: (
-        200, {"StatusCode": 0, "status": "running+finished", "attemptNr": "1+2"})
+        200,
+        {"StatusCode": 0, "status": "running+finished", "attemptNr": "1+2"},
+    )
     client = PandaClient(stub_server.url)
 
     assert client.get_status([7, 8]) == {7: ("running", "1"), 8: ("finished", "2")}

@@ -44,20 +44,24 @@ def test_copy_with_facts_checksums_in_one_pass(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]  # no .part left over
 
 
-@pytest.mark.parametrize("checksum, expected", [
-    ("ad:0a1b2c3d", ("adler32", "0a1b2c3d")),
-    ("AD:A1B2C3D", ("adler32", "0a1b2c3d")),
-    ("0a1b2c3d", ("adler32", "0a1b2c3d")),
-    ("md5:" + "f" * 32, ("md5", "f" * 32)),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "checksum, expected",
+    [
+        ("ad:0a1b2c3d", ("adler32", "0a1b2c3d")),
+        ("AD:A1B2C3D", ("adler32", "0a1b2c3d")),
+        ("0a1b2c3d", ("adler32", "0a1b2c3d")),
+        ("md5:" + "f" * 32, ("md5", "f" * 32)),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_parse_checksum(checksum, expected):
     assert parse_checksum(checksum) == expected
 
 
-@pytest.mark.parametrize("lfn, safe", [
-    ("out.root", True), ("../etc/passwd", False), ("a/b", False), ("..", False), ("", False)])
+@pytest.mark.parametrize(
+    "lfn, safe", [("out.root", True), ("../etc/passwd", False), ("a/b", False), ("..", False), ("", False)]
+)
 def test_is_safe_lfn(lfn, safe):
     assert is_safe_lfn(lfn) is safe
 
@@ -158,8 +162,7 @@ def test_stage_out_without_storage_declares_with_empty_surl(storage):
     (workdir / "log.tgz").write_bytes(CONTENT)
     report = OutputReport()
     stage_out_file(str(workdir / "log.tgz"), "log.tgz", "log-guid", None, report)
-    assert report.entries["log.tgz"] == {"guid": "log-guid", "fsize": 9,
-                                         "adler32": "11e60398", "surl": ""}
+    assert report.entries["log.tgz"] == {"guid": "log-guid", "fsize": 9, "adler32": "11e60398", "surl": ""}
 
 
 def test_log_tarball_contents(storage):
@@ -175,12 +178,22 @@ def test_log_tarball_contents(storage):
     (workdir / "sub" / "inner.txt").write_text("inner\n")
     (workdir / "link").symlink_to("/etc/passwd")
 
-    path = create_log_tarball(str(workdir), "job.log.tgz", "PandaJob_7", {"in.root", "out.root"},
-                              always_include={"payload.stdout", "payload.stderr", "pilot.log"})
+    path = create_log_tarball(
+        str(workdir),
+        "job.log.tgz",
+        "PandaJob_7",
+        {"in.root", "out.root"},
+        always_include={"payload.stdout", "payload.stderr", "pilot.log"},
+    )
 
     with tarfile.open(path) as tarball:
         names = sorted(tarball.getnames())
         stdout = tarball.extractfile("PandaJob_7/payload.stdout").read()
-    assert names == ["PandaJob_7/notes.txt", "PandaJob_7/payload.stderr", "PandaJob_7/payload.stdout",
-                     "PandaJob_7/pilot.log", "PandaJob_7/sub/inner.txt"]
+    assert names == [
+        "PandaJob_7/notes.txt",
+        "PandaJob_7/payload.stderr",
+        "PandaJob_7/payload.stdout",
+        "PandaJob_7/pilot.log",
+        "PandaJob_7/sub/inner.txt",
+    ]
     assert stdout == b"out\n"

@@ -13,21 +13,40 @@ import time
 import pytest
 
 from pilot import errors
+from pilot.client import ServerUnreachable
 from pilot.loop import Pilot
 from pilot.settings import PilotSettings
 
 SITE = "SITE_A"
-WRITE_OUTPUT = "#!/bin/sh\necho \"running $PANDAID at $PANDA_SITE\"\ncat in.root > out1.root\n"
+WRITE_OUTPUT = '#!/bin/sh\necho "running $PANDAID at $PANDA_SITE"\ncat in.root > out1.root\n'
 
 
 def job_answer(**overrides):
     answer = {
-        "StatusCode": 0, "PandaID": 4242, "jobName": "test_job", "transformation": WRITE_OUTPUT,
-        "jobPars": "", "attemptNr": 1, "inFiles": "", "GUID": "", "fsize": "", "checksum": "",
-        "outFiles": "out1.root,job.log.tgz", "logFile": "job.log.tgz", "logGUID": "log-guid-1",
-        "destinationDblock": "user.test_sub1", "realDatasets": "user.test", "maxCpuCount": 0,
-        "minRamCount": 0, "maxDiskCount": 0, "maxWalltime": "NULL", "coreCount": 1,
-        "currentPriority": 1000, "prodSourceLabel": "user", "taskID": "NULL", "loopingCheck": False,
+        "StatusCode": 0,
+        "PandaID": 4242,
+        "jobName": "test_job",
+        "transformation": WRITE_OUTPUT,
+        "jobPars": "",
+        "attemptNr": 1,
+        "inFiles": "",
+        "GUID": "",
+        "fsize": "",
+        "checksum": "",
+        "outFiles": "out1.root,job.log.tgz",
+        "logFile": "job.log.tgz",
+        "logGUID": "log-guid-1",
+        "destinationDblock": "user.test_sub1",
+        "realDatasets": "user.test",
+        "maxCpuCount": 0,
+        "minRamCount": 0,
+        "maxDiskCount": 0,
+        "maxWalltime": "NULL",
+        "coreCount": 1,
+        "currentPriority": 1000,
+        "prodSourceLabel": "user",
+        "taskID": "NULL",
+        "loopingCheck": False,
     }
     answer.update(overrides)
     return answer
@@ -73,9 +92,19 @@ def dirs(tmp_path):
 def make_pilot(stub, dirs, **overrides):
     workdir, storage_dir = dirs
     os.makedirs(workdir, exist_ok=True)
-    options = dict(server=stub.url, site=SITE, node="wn01", once=True, workdir=str(workdir),
-                   storage_dir=str(storage_dir), heartbeat=0.2, idle_sleep=0.05, max_tries=3,
-                   retry_delay=0.01, kill_grace=1.0)
+    options = dict(
+        server=stub.url,
+        site=SITE,
+        node="wn01",
+        once=True,
+        workdir=str(workdir),
+        storage_dir=str(storage_dir),
+        heartbeat=60,
+        idle_sleep=0.05,
+        max_tries=3,
+        retry_delay=0.01,
+        kill_grace=1.0,
+    )
     options.update(overrides)
     return Pilot(PilotSettings(**options))
 
@@ -93,8 +122,7 @@ def test_finished_job_reports_outputs_and_log(stub_server, dirs):
     assert int(getjob.form["mem"]) > 0 and int(getjob.form["diskSpace"]) > 0
     assert dispatcher.states == ["starting", "running", "finished"]
     final = dispatcher.final
-    assert (final["jobId"], final["attemptNr"], final["siteName"], final["node"]) == \
-        ("4242", "1", SITE, "wn01")
+    assert (final["jobId"], final["attemptNr"], final["siteName"], final["node"]) == ("4242", "1", SITE, "wn01")
     assert (final["transExitCode"], final["pilotErrorCode"], final["exeErrorCode"]) == ("0", "0", "0")
     assert final["cpuConsumptionUnit"] == "s" and final["nEvents"] == "0"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", final["startTime"])
@@ -146,13 +174,18 @@ def test_stage_in_checksum_mismatch_fails_before_the_payload(stub_server, dirs):
 
 def test_tobekilled_kills_the_payload(stub_server, dirs):
     dispatcher = FakeDispatcher(
-        stub_server, [job_answer(transformation="/bin/sleep", jobPars="30")],
-        command=lambda form: "tobekilled" if dispatcher.states.count("running") >= 2 else "NULL")
+        stub_server,
+        [job_answer(transformation="/bin/sleep", jobPars="30")],
+        command=lambda form: "tobekilled" if dispatcher.states.count("running") >= 2 else "NULL",
+    )
     started = time.monotonic()
 
-    make_pilot(stub_server, dirs).run()
+    make_pilot(stub_server, dirs, heartbeat=0.2).run()
 
     assert time.monotonic() - started < 4
+    heartbeat = [form for form in dispatcher.updates if form["state"] == "running"][1]
+    assert heartbeat["cpuConsumptionUnit"] == "s" and int(heartbeat["maxRSS"]) > 0
+    assert "cpuConsumptionTime" in heartbeat
     final = dispatcher.final
     assert final["state"] == "failed"
     assert final["pilotErrorCode"] == "1144"
@@ -162,8 +195,10 @@ def test_tobekilled_kills_the_payload(stub_server, dirs):
 
 def test_alreadydone_stops_without_a_final_update(stub_server, dirs):
     dispatcher = FakeDispatcher(
-        stub_server, [job_answer(transformation="/bin/sleep", jobPars="30")],
-        command=lambda form: "alreadydone" if form["state"] == "running" else "NULL")
+        stub_server,
+        [job_answer(transformation="/bin/sleep", jobPars="30")],
+        command=lambda form: "alreadydone" if form["state"] == "running" else "NULL",
+    )
     started = time.monotonic()
 
     make_pilot(stub_server, dirs).run()
@@ -217,8 +252,10 @@ def test_inputs_without_storage_dir_fail_stage_in(stub_server, dirs):
 
 
 def test_keep_workdir_and_max_jobs(stub_server, dirs):
-    jobs = [job_answer(PandaID=1, transformation="/bin/true", outFiles=""),
-            job_answer(PandaID=2, transformation="/bin/true", outFiles="")]
+    jobs = [
+        job_answer(PandaID=1, transformation="/bin/true", outFiles=""),
+        job_answer(PandaID=2, transformation="/bin/true", outFiles=""),
+    ]
     dispatcher = FakeDispatcher(stub_server, jobs)
     pilot = make_pilot(stub_server, dirs, once=False, max_jobs=2, keep_workdir=True)
 
@@ -234,7 +271,7 @@ def test_shutdown_signal_fails_the_running_job(stub_server, dirs):
     import signal
 
     dispatcher = FakeDispatcher(stub_server, [job_answer(transformation="/bin/sleep", jobPars="30")])
-    pilot = make_pilot(stub_server, dirs, once=False, heartbeat=60)
+    pilot = make_pilot(stub_server, dirs, once=False)
     threading.Timer(0.5, pilot.on_signal, (signal.SIGTERM, None)).start()
 
     pilot.run()
@@ -242,3 +279,37 @@ def test_shutdown_signal_fails_the_running_job(stub_server, dirs):
     assert pilot.shutdown_signal == signal.SIGTERM
     assert dispatcher.final["pilotErrorCode"] == str(errors.SIGTERM)
     assert len(stub_server.requests_to("/server/panda/getJob")) == 1
+
+
+def test_undeliverable_final_update_is_kept_and_fatal(stub_server, dirs):
+    dispatcher = FakeDispatcher(stub_server, [job_answer(transformation="/bin/true", outFiles="")])
+
+    def down_for_final(request):
+        if request.form["state"] in ("finished", "failed"):
+            return 503, b"down"
+        return dispatcher.update_job(request)
+
+    stub_server.routes["/server/panda/updateJob"] = down_for_final
+
+    with pytest.raises(ServerUnreachable):
+        make_pilot(stub_server, dirs).run()
+
+    finals = [r for r in stub_server.requests_to("/server/panda/updateJob") if r.form["state"] == "finished"]
+    assert len(finals) == 6  # 2 x --max-tries for the final update
+    saved = json.loads((dirs[0] / "PandaJob_4242" / "final_update.json").read_text())
+    assert saved["state"] == "finished" and saved["jobId"] == 4242
+
+
+def test_rejected_final_update_is_kept_and_the_pilot_goes_on(stub_server, dirs):
+    dispatcher = FakeDispatcher(stub_server, [job_answer(transformation="/bin/true", outFiles="")])
+
+    def reject_final(request):
+        if request.form["state"] in ("finished", "failed"):
+            return 400, {"StatusCode": 50, "errorDialog": "bad xml"}
+        return dispatcher.update_job(request)
+
+    stub_server.routes["/server/panda/updateJob"] = reject_final
+
+    make_pilot(stub_server, dirs).run()
+
+    assert (dirs[0] / "PandaJob_4242" / "final_update.json").exists()

@@ -9,7 +9,7 @@ from pilot.errors import PilotFailure
 from pilot.payload import KillSwitch, start_payload
 from pilot.transformation import build_command
 
-SCRIPT = "#!/bin/sh\necho \"args: $*\"\n"
+SCRIPT = '#!/bin/sh\necho "args: $*"\n'
 
 
 def run_command(command, workdir):

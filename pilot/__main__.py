@@ -1,0 +1,170 @@
+"""Command line: `python -m pilot --server URL --site NAME [options]`.
+
+Exit codes:
+  0    normal end (including "no job" with --once)
+  1    unexpected pilot error
+  2    bad command line or unreadable credential file
+  3    server unreachable after the configured retries
+  4    credential refused by the server
+  5    the server rejected getJob as malformed, or does not speak the protocol
+  128+N  stopped by signal N (after reporting the running job)
+"""
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import time
+
+from pilot import __version__
+from pilot.client import BadRequest, CredentialRefused, ProtocolError, ServerUnreachable
+from pilot.loop import Pilot
+from pilot.settings import PilotSettings
+
+EXIT_OK = 0
+EXIT_PILOT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_SERVER_UNREACHABLE = 3
+EXIT_CREDENTIAL_REFUSED = 4
+EXIT_PROTOCOL_ERROR = 5
+TOKEN_ENVIRONMENT_VARIABLE = "PANDA_PILOT_TOKEN"
+
+logger = logging.getLogger("pilot")
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pilot", description=("PanDA-style pilot: fetch jobs for a site, run them, report back.")
+    )
+    parser.add_argument("--server", required=True, help="server base URL, e.g. http://host:8000")
+    parser.add_argument("--site", required=True, help="computing site (PanDA queue) name")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument("--credential", help="bearer token (visible in ps: prefer the others)")
+    secret.add_argument(
+        "--credential-file", help=f"file holding the bearer token (default: ${TOKEN_ENVIRONMENT_VARIABLE})"
+    )
+    parser.add_argument("--once", action="store_true", help="one getJob, run that job, exit")
+    parser.add_argument("--max-jobs", type=positive_int, help="exit after running N jobs")
+    parser.add_argument("--workdir", default=os.getcwd(), help="where PandaJob_<id>/ go")
+    parser.add_argument(
+        "--heartbeat", type=positive_float, default=1800.0, help="seconds between heartbeats (default 1800, PanDA's)"
+    )
+    parser.add_argument(
+        "--idle-sleep", type=positive_float, default=60.0, help="seconds to wait after 'no job' (default 60)"
+    )
+    parser.add_argument("--storage-dir", help="site storage directory for stage-in/out")
+    parser.add_argument("--node", default=socket.gethostname(), help="worker node name")
+    parser.add_argument("--prod-source-label", help="ask only for jobs with this label")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep PandaJob_<id>/")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--max-tries", type=positive_int, default=8, help="tries per server call on transient errors (final update: 2x)"
+    )
+    parser.add_argument(
+        "--retry-delay", type=positive_float, default=1.0, help="first backoff delay in seconds; doubles up to 60"
+    )
+    parser.add_argument("--http-timeout", type=positive_float, default=60.0)
+    parser.add_argument(
+        "--kill-grace", type=positive_float, default=10.0, help="seconds between SIGTERM and SIGKILL of a payload"
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    return parser
+
+
+def read_credential(args: argparse.Namespace) -> str | None:
+    """--credential, else --credential-file, else $PANDA_PILOT_TOKEN."""
+    if args.credential:
+        return args.credential
+    if args.credential_file:
+        with open(args.credential_file, encoding="utf-8") as token_file:
+            return token_file.read().strip() or None
+    return os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None
+
+
+def configure_logging(level: str) -> None:
+    formatter = logging.Formatter(
+        "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def settings_from_args(args: argparse.Namespace, credential: str | None) -> PilotSettings:
+    return PilotSettings(
+        server=args.server,
+        site=args.site,
+        credential=credential,
+        once=args.once,
+        max_jobs=args.max_jobs,
+        workdir=os.path.abspath(args.workdir),
+        heartbeat=args.heartbeat,
+        idle_sleep=args.idle_sleep,
+        storage_dir=os.path.abspath(args.storage_dir) if args.storage_dir else None,
+        node=args.node,
+        prod_source_label=args.prod_source_label,
+        keep_workdir=args.keep_workdir,
+        max_tries=args.max_tries,
+        retry_delay=args.retry_delay,
+        http_timeout=args.http_timeout,
+        kill_grace=args.kill_grace,
+    )
+
+
+def run_pilot(pilot: Pilot) -> int:
+    """Run the loop and turn fatal errors into exit codes."""
+    try:
+        pilot.run()
+    except CredentialRefused as exc:
+        logger.error("credential refused by the server: %s", exc)
+        return EXIT_CREDENTIAL_REFUSED
+    except ServerUnreachable as exc:
+        logger.error("server unreachable: %s", exc)
+        return EXIT_SERVER_UNREACHABLE
+    except (BadRequest, ProtocolError) as exc:
+        logger.error("server rejected the pilot's request: %s", exc)
+        return EXIT_PROTOCOL_ERROR
+    if pilot.shutdown_signal:
+        return 128 + pilot.shutdown_signal
+    logger.info("pilot done after %d job(s)", pilot.jobs_run)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        credential = read_credential(args)
+        os.makedirs(args.workdir, exist_ok=True)
+    except OSError as exc:
+        logger.error("%s", exc)
+        return EXIT_USAGE
+    pilot = Pilot(settings_from_args(args, credential))
+    pilot.install_signal_handlers()
+    try:
+        return run_pilot(pilot)
+    except Exception:  # keep the traceback in the batch log
+        logger.exception("pilot failed")
+        return EXIT_PILOT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""File helpers shared by stage-in and stage-out: checksums, safe copies."""
+
+import hashlib
+import os
+import uuid
+import zlib
+from dataclasses import dataclass
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def format_adler32(value: int) -> str:
+    """PanDA/Rucio spelling of an adler32: 8 lowercase hex digits."""
+    return f"{value & 0xFFFFFFFF:08x}"
+
+
+class _Digest:
+    """Running adler32 (always) and md5 (on request) over streamed chunks."""
+
+    def __init__(self, with_md5: bool = False):
+        self._adler = 1  # adler32's defined starting value
+        self._md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self._adler = zlib.adler32(chunk, self._adler)
+        if self._md5 is not None:
+            self._md5.update(chunk)
+        self.size += len(chunk)
+
+    @property
+    def adler32(self) -> str:
+        return format_adler32(self._adler)
+
+    @property
+    def md5(self) -> str | None:
+        return self._md5.hexdigest() if self._md5 is not None else None
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    size: int
+    adler32: str
+    md5: str | None = None
+
+
+def file_facts(path: str, with_md5: bool = False) -> FileFacts:
+    digest = _Digest(with_md5)
+    with open(path, "rb") as source:
+        while chunk := source.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return FileFacts(digest.size, digest.adler32, digest.md5)
+
+
+def adler32_of_file(path: str) -> str:
+    return file_facts(path).adler32
+
+
+def copy_with_facts(source_path: str, destination_path: str, with_md5: bool = False) -> FileFacts:
+    """Copy a file and checksum the bytes on the way, in one pass.
+
+    Writes to a temporary name and renames at the end, so a crash never
+    leaves a half-written file under the real name.
+    """
+    digest = _Digest(with_md5)
+    partial_path = f"{destination_path}.part-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(source_path, "rb") as source, open(partial_path, "wb") as target:
+            while chunk := source.read(CHUNK_SIZE):
+                digest.update(chunk)
+                target.write(chunk)
+        os.replace(partial_path, destination_path)
+    except BaseException:
+        _remove_quietly(partial_path)
+        raise
+    return FileFacts(digest.size, digest.adler32, digest.md5)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def parse_checksum(checksum: str | None) -> tuple[str, str] | None:
+    """'ad:0a1b2c3d' -> ('adler32', '0a1b2c3d'); 'md5:...' -> ('md5', ...).
+
+    A bare value is guessed from its length, as pilot3 does.
+    """
+    if not checksum:
+        return None
+    kind, _, value = checksum.strip().lower().rpartition(":")
+    if kind in ("ad", "adler32") or (not kind and len(value) == 8):
+        return "adler32", value.zfill(8)
+    if kind == "md5" or (not kind and len(value) == 32):
+        return "md5", value
+    return None
+
+
+def is_safe_lfn(lfn: str) -> bool:
+    """An LFN must name a file directly inside a directory.
+
+    LFNs come from the server and are joined onto local paths; one with a
+    slash or '..' could read or overwrite files outside the work directory.
+    """
+    return bool(lfn) and lfn not in (".", "..") and "/" not in lfn and "\0" not in lfn

@@ -1,0 +1,25 @@
+"""Everything the command line decides, in one immutable object."""
+
+import socket
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PilotSettings:
+    server: str
+    site: str
+    credential: str | None = field(default=None, repr=False)  # never logged
+    once: bool = False
+    max_jobs: int | None = None
+    workdir: str = "."
+    heartbeat: float = 1800.0  # pilot3's default.cfg heartbeat period
+    idle_sleep: float = 60.0
+    storage_dir: str | None = None
+    node: str = field(default_factory=socket.gethostname)
+    prod_source_label: str | None = None
+    keep_workdir: bool = False
+    max_tries: int = 8
+    retry_delay: float = 1.0
+    max_retry_delay: float = 60.0
+    http_timeout: float = 60.0
+    kill_grace: float = 10.0  # pilot3 waits 10 s between SIGTERM and SIGKILL
