@@ -16,7 +16,7 @@ router.register("sites", SiteViewSet, basename="site")
 urlpatterns = [
     path("", views.home, name="home"),
     path("", include("jobs.urls")),
-    path("sites/", views.site_list, name="site-list"),
+    path("sites/", views.site_list, name="sites-page"),
     path("workers/", views.worker_runs, name="worker-runs"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
