@@ -58,7 +58,13 @@ def failed_job(live_server_url):
     # Created before the browser starts: playwright's event loop forbids ORM calls in its thread.
     site = SiteFactory(name="BNL", tier=1)
     job = JobFactory(computing_site=site, cloud=site.cloud.name, status=JobStatus.RUNNING, job_name="user.alice.browse")
-    state.transition(job, JobStatus.FAILED, actor="watcher", job_dispatcher_error_code=100, job_dispatcher_error_diag="lost heartbeat")
+    state.transition(
+        job,
+        JobStatus.FAILED,
+        actor="watcher",
+        job_dispatcher_error_code=100,
+        job_dispatcher_error_diag="lost heartbeat",
+    )
     JobFactory.create_batch(4, computing_site=site, cloud=site.cloud.name, status=JobStatus.ACTIVATED)
     return job
 

@@ -62,7 +62,10 @@ def test_job_page_explains_errors_and_shows_history(grid_with_jobs):
 
 
 def test_bad_page_parameters_get_a_400_with_a_message():
-    for params, message in [({"hours": "x"}, "hours must be an integer"), ({"status": "bogus"}, "invalid filter: status")]:
+    for params, message in [
+        ({"hours": "x"}, "hours must be an integer"),
+        ({"status": "bogus"}, "invalid filter: status"),
+    ]:
         response = Client().get("/jobs/", {**params, "json": ""})
         assert response.status_code == 400 and message in response.json()["error"]
     assert Client().get("/jobs/999999/").status_code == 404
