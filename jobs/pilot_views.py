@@ -87,10 +87,10 @@ def get_job(request):
         site = pilot_site(site_name=site_name, token=_bearer_token(request))
     except ServiceError as error:
         return _refusal(request, error)
-    jobs = dispatcher.dispatch_jobs(site=site, request=pilot_request)
+    jobs, reason = dispatcher.dispatch_jobs(site=site, request=pilot_request)
     record_pilot_contact(site=site, node=pilot_request.node, getjob=True, jobs_sent=len(jobs))
     if not jobs:
-        return _answer(request, {"StatusCode": SC_NO_JOBS, "errorDialog": f"no activated job for site {site.name}"})
+        return _answer(request, {"StatusCode": SC_NO_JOBS, "errorDialog": reason})
     descriptions = [job_description(job, job.dispatched_files, site) for job in jobs]
     if "nJobs" in params:
         return _answer(request, {"StatusCode": SC_SUCCESS, "jobs": descriptions})

@@ -197,6 +197,8 @@ PANDA = {
     "MAX_JOBS_PER_GETJOB": 100,
     # Pilot credentials and site flags are cached per process to keep getJob cheap.
     "PILOT_AUTH_CACHE_SECONDS": int(os.environ.get("PANDA_PILOT_AUTH_CACHE_SECONDS", 30)),
+    # A site's count of sent/starting/running jobs, checked against max_running_jobs by getJob.
+    "RUNNING_COUNT_CACHE_SECONDS": int(os.environ.get("PANDA_RUNNING_COUNT_CACHE_SECONDS", 5)),
     "MAX_JOBS_PER_SUBMISSION": int(os.environ.get("PANDA_MAX_JOBS_PER_SUBMISSION", 10000)),
 }
 

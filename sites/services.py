@@ -2,13 +2,13 @@
 
 import hashlib
 import secrets
-import time
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from pandamon.cache import TtlCache
 from pandamon.errors import NotFound, PermissionDenied
 
 from .models import PilotActivity, PilotCredential, Site
@@ -27,29 +27,12 @@ def create_pilot_credential(*, name, sites):
     return credential, token
 
 
-class _TtlCache:
-    """A tiny per-process cache: getJob must not pay two extra queries for auth on every call."""
-
-    def __init__(self):
-        self._items = {}
-
-    def get(self, key, loader):
-        ttl = settings.PANDA["PILOT_AUTH_CACHE_SECONDS"]
-        hit = self._items.get(key)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        value = loader()
-        if ttl > 0:
-            self._items[key] = (now + ttl, value)
-        return value
-
-    def clear(self):
-        self._items.clear()
+def _auth_ttl():
+    return settings.PANDA["PILOT_AUTH_CACHE_SECONDS"]
 
 
-_site_cache = _TtlCache()
-_credential_cache = _TtlCache()
+_site_cache = TtlCache(_auth_ttl)
+_credential_cache = TtlCache(_auth_ttl)
 
 
 def clear_pilot_caches():

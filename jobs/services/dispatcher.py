@@ -10,16 +10,21 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from pandamon.cache import TtlCache
 from pandamon.errors import InvalidInput, PermissionDenied
 from sites.choices import SiteStatus
 
 from ..choices import FINAL_STATES, PILOT_LABEL_MAP, JobStatus
 from ..models import Job, JobFile, JobReport
 from . import state
+
+RUNNING_LIKE = (JobStatus.SENT, JobStatus.STARTING, JobStatus.RUNNING)
+_running_counts = TtlCache(lambda: settings.PANDA["RUNNING_COUNT_CACHE_SECONDS"])
 
 # What updateJob accepts; anything else is answered without a change (as PanDA does).
 REPORTABLE_STATES = {"starting", "running", "holding", "transferring", "finished", "failed"}
@@ -41,14 +46,20 @@ class PilotRequest:
 
 
 def dispatch_jobs(*, site, request):
-    """Lock and send up to `request.n_jobs` of the site's best activated jobs; returns them with files."""
+    """Lock and send up to `request.n_jobs` of the site's best activated jobs; returns them with files.
+
+    Returns (jobs, reason): no jobs and a reason when the site may not take more.
+    """
     if site.status == SiteStatus.OFFLINE:
-        return []
+        return [], f"site {site.name} is offline"
+    n_jobs = _room_at(site, request.n_jobs)
+    if n_jobs <= 0:
+        return [], f"site {site.name} is at its limit of {site.max_running_jobs} running jobs"
     candidates = _candidates(site, request)
     with transaction.atomic():
-        jobs = list(candidates.select_for_update(skip_locked=True)[: request.n_jobs])
+        jobs = list(candidates.select_for_update(skip_locked=True)[:n_jobs])
         if not jobs:
-            return []
+            return [], f"no activated job for site {site.name}"
         state.transition_many(
             jobs, JobStatus.SENT, actor=f"pilot@{request.node or 'unknown'}", reason="sent to a pilot",
             modification_host=request.node[:128], n_sent=F("n_sent") + 1,
@@ -56,7 +67,24 @@ def dispatch_jobs(*, site, request):
     for job in jobs:
         job.n_sent += 1
     _attach_files(jobs)
-    return jobs
+    return jobs, ""
+
+
+def _running_at(site_id):
+    return Job.objects.filter(computing_site_id=site_id, status__in=RUNNING_LIKE).count()
+
+
+def _room_at(site, wanted):
+    """How many more jobs the site may start under max_running_jobs (0 = no limit).
+
+    The count is cached per process for a few seconds, so a site can overshoot its
+    limit by the jobs dispatched within that time; the limit is a safety valve,
+    the pilot factory is what keeps a site at its size.
+    """
+    if not site.max_running_jobs:
+        return wanted
+    running = _running_counts.get(site.pk, lambda: _running_at(site.pk))
+    return min(wanted, site.max_running_jobs - running)
 
 
 def _candidates(site, request):

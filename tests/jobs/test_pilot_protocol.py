@@ -235,3 +235,18 @@ def test_getstatus_reports_states_and_attempts_in_order(site):
     response = Client().post("/server/panda/getStatus", {"ids": f"{b.pk},{a.pk},999999"}, **JSON)
     assert response.json() == {"StatusCode": 0, "status": "finished+running+notfound", "attemptNr": "2+1+0"}
     assert Client().post("/server/panda/getStatus", {"ids": "x"}, **JSON).status_code == 400
+
+
+def test_a_site_at_its_running_job_limit_gets_no_more_jobs(site, pilot_token):
+    site.max_running_jobs = 3
+    site.save()
+    JobFactory.create_batch(2, computing_site=site, status=JobStatus.RUNNING)
+    for _ in range(4):
+        activated(site)
+    _, answer = Pilot("BNL", pilot_token).get_job(nJobs="5")
+    assert len(answer["jobs"]) == 1  # room for one more
+    _, answer = Pilot("BNL", pilot_token).get_job()
+    assert answer == {"StatusCode": 20, "errorDialog": "site BNL is at its limit of 3 running jobs"}
+    site.max_running_jobs = 0  # no limit
+    site.save()
+    assert Pilot("BNL", pilot_token).get_job()[1]["StatusCode"] == 0
