@@ -21,10 +21,16 @@ def job_description(job, files, site):
     inputs = [f for f in files if f.type in (FileType.INPUT, FileType.PSEUDO_INPUT)]
     outputs = [f for f in files if f.type == FileType.OUTPUT]
     logs = [f for f in files if f.type == FileType.LOG]
-    out_and_log = outputs + logs
-    endpoint = site.name
-    description = {
-        "StatusCode": 0,
+    description = {"StatusCode": 0, **_job_keys(job, site.name)}
+    description.update(_input_keys(inputs, site.name))
+    description.update(_output_keys(outputs, logs, site.name))
+    if "lc" in job.special_handling.split(","):
+        description["loopingCheck"] = False
+    return description
+
+
+def _job_keys(job, endpoint):
+    return {
         "PandaID": job.pandaid,
         "jobName": job.job_name,
         "jobDefinitionID": _or_null(job.job_definition_id),
@@ -56,7 +62,12 @@ def job_description(job, files, site):
         "resource_type": "MCORE" if job.core_count > 1 else "SCORE",
         "ioIntensity": NULL,
         "ioIntensityUnit": NULL,
-        # Input files: comma-joined, one entry per file, in the same order in every key.
+    }
+
+
+def _input_keys(inputs, endpoint):
+    """Comma-joined, one entry per input file, in the same order in every key."""
+    return {
         "inFiles": _joined(inputs, "lfn"),
         "GUID": _joined(inputs, "guid", NULL),
         "fsize": _joined(inputs, "fsize", "0"),
@@ -68,7 +79,14 @@ def job_description(job, files, site):
         "dispatchDblock": _joined(inputs, "dispatch_dblock", NULL),
         "dispatchDBlockToken": ",".join(NULL for _ in inputs),
         "ddmEndPointIn": ",".join(endpoint for _ in inputs),
-        # Outputs, then the log file, as PanDA lists them.
+    }
+
+
+def _output_keys(outputs, logs, endpoint):
+    """Outputs, then the log file, as PanDA lists them."""
+    out_and_log = outputs + logs
+    log = logs[0] if logs else None
+    return {
         "outFiles": _joined(out_and_log, "lfn"),
         "realDatasets": _joined(out_and_log, "dataset", NULL),
         "destinationDblock": _joined(out_and_log, "destination_dblock", NULL),
@@ -76,10 +94,7 @@ def job_description(job, files, site):
         "scopeOut": _joined(outputs, "scope", ""),
         "fileDestinationSE": ",".join(endpoint for _ in out_and_log),
         "ddmEndPointOut": ",".join(endpoint for _ in out_and_log),
-        "logFile": logs[0].lfn if logs else NULL,
-        "logGUID": logs[0].guid if logs else NULL,
-        "scopeLog": _or_null(logs[0].scope) if logs else NULL,
+        "logFile": log.lfn if log else NULL,
+        "logGUID": log.guid if log else NULL,
+        "scopeLog": _or_null(log.scope) if log else NULL,
     }
-    if "lc" in job.special_handling.split(","):
-        description["loopingCheck"] = False
-    return description
