@@ -18,7 +18,7 @@ from sites.services import pilot_site, record_pilot_contact
 
 from .models import Job
 from .protocol import job_description
-from .services import dispatcher
+from .services import dispatcher, reports
 
 # Protocol status codes (jobdispatcher/Protocol.py).
 SC_SUCCESS, SC_NO_JOBS, SC_INVALID, SC_PERMS = 0, 20, 50, 70
@@ -87,11 +87,10 @@ def get_job(request):
         site = pilot_site(site_name=site_name, token=_bearer_token(request))
     except ServiceError as error:
         return _refusal(request, error)
-    jobs, reason = dispatcher.dispatch_jobs(site=site, request=pilot_request)
-    record_pilot_contact(site=site, node=pilot_request.node, getjob=True, jobs_sent=len(jobs))
-    if not jobs:
+    sent, reason = dispatcher.dispatch_jobs(site=site, request=pilot_request)
+    if not sent:
         return _answer(request, {"StatusCode": SC_NO_JOBS, "errorDialog": reason})
-    descriptions = [job_description(job, job.dispatched_files, site) for job in jobs]
+    descriptions = [job_description(job, files, site) for job, files in sent]
     if "nJobs" in params:
         return _answer(request, {"StatusCode": SC_SUCCESS, "jobs": descriptions})
     return _answer(request, descriptions[0])
@@ -117,7 +116,7 @@ def update_job(request):
     try:
         report = _pilot_report(params)
         site = _site_of_report(request, params, report.pandaid)
-        command = dispatcher.update_job(site_ids={site.pk} if site else set(), report=report)
+        command = reports.update_job(site_ids={site.pk} if site else set(), report=report)
     except ServiceError as error:
         return _refusal(request, error)
     if site is not None:
@@ -145,14 +144,12 @@ def _pilot_report(params):
         if params.get(name, "") in ("", "NULL", "None"):
             continue
         fields[field] = _number(params, name) if cast is int else params[name][: TEXT_LIMITS[field]]
-    return dispatcher.PilotReport(
+    return reports.PilotReport(
         pandaid=pandaid,
         state=state,
         node=params.get("node", ""),
         attempt_nr=_number(params, "attemptNr"),
-        output_files=dispatcher.parse_output_report(params.get("xml", ""))
-        if state in dispatcher.FINAL_REPORTS
-        else None,
+        output_files=reports.parse_output_report(params.get("xml", "")) if state in reports.FINAL_REPORTS else None,
         pilot_log=params.get("pilotLog", ""),
         fields=fields,
     )
@@ -168,7 +165,7 @@ def get_status(request):
         return _refusal(request, InvalidInput("ids must be a comma-separated list of PandaIDs"))
     if not ids or len(ids) > 10000:
         return _refusal(request, InvalidInput("give between 1 and 10000 ids"))
-    statuses = dispatcher.job_statuses(ids)
+    statuses = reports.job_statuses(ids)
     return _answer(
         request,
         {

@@ -195,6 +195,8 @@ PANDA = {
     "BROKERAGE_TOP_SITES": 10,
     "WATCHER_BATCH": int(os.environ.get("PANDA_WATCHER_BATCH", 5000)),
     "MAX_JOBS_PER_GETJOB": 100,
+    # getJob in one SQL statement on PostgreSQL (see jobs/services/dispatch_sql.py); off = the ORM path.
+    "DISPATCH_SINGLE_STATEMENT": env_bool("PANDA_DISPATCH_SINGLE_STATEMENT", True),
     # Pilot credentials and site flags are cached per process to keep getJob cheap.
     "PILOT_AUTH_CACHE_SECONDS": int(os.environ.get("PANDA_PILOT_AUTH_CACHE_SECONDS", 30)),
     # A site's count of sent/starting/running jobs, checked against max_running_jobs by getJob.

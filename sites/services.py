@@ -41,7 +41,11 @@ def clear_pilot_caches():
 
 
 def _load_site(name):
-    return Site.objects.filter(name=name).select_related("cloud").first()
+    site = Site.objects.filter(name=name).select_related("cloud").first()
+    if site is not None:
+        # getJob counts contacts with a plain UPDATE of this row, so make sure it exists.
+        PilotActivity.objects.get_or_create(site=site)
+    return site
 
 
 def _load_credential(token_hash):

@@ -1,37 +1,33 @@
-"""The job dispatcher: what pilots call (getJob, updateJob, getStatus).
+"""The job dispatcher behind getJob: each activated job goes to exactly one pilot.
 
-getJob hands each activated job to exactly one pilot: candidates are locked with
-SELECT ... FOR UPDATE SKIP LOCKED (PostgreSQL), so concurrent pilots of a site
-take different jobs instead of waiting on each other. On SQLite the settings
-make every transaction IMMEDIATE, which serialises dispatchers instead.
+Candidates are locked with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent pilots
+of a site take different jobs instead of waiting on each other. On PostgreSQL the
+whole dispatch (lock, send, status log, pilot counters, files) is one statement
+(jobs/services/dispatch_sql.py): getJob is the hottest call of the system and one
+round trip is what keeps it near the cost of the bare dispatch SQL. On other
+databases the ORM path below does the same in several statements; on SQLite the
+settings make every transaction IMMEDIATE, which serialises dispatchers instead
+of locking rows.
 """
 
-import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
-from django.utils import timezone
 
 from pandamon.cache import TtlCache
-from pandamon.errors import InvalidInput, PermissionDenied
 from sites.choices import SiteStatus
+from sites.services import record_pilot_contact
 
-from ..choices import FINAL_STATES, PILOT_LABEL_MAP, JobStatus
-from ..models import Job, JobFile, JobReport
-from . import state
+from ..choices import PILOT_LABEL_MAP, JobStatus
+from ..models import Job, JobFile
+from . import dispatch_sql, state
 
 RUNNING_LIKE = (JobStatus.SENT, JobStatus.STARTING, JobStatus.RUNNING)
+SENT_REASON = "sent to a pilot"
 _running_counts = TtlCache(lambda: settings.PANDA["RUNNING_COUNT_CACHE_SECONDS"])
-
-# What updateJob accepts; anything else is answered without a change (as PanDA does).
-REPORTABLE_STATES = {"starting", "running", "holding", "transferring", "finished", "failed"}
-FINAL_REPORTS = {"finished", "failed"}
-COMMAND_NONE = "NULL"
-COMMAND_KILL = "tobekilled"
-COMMAND_ALREADY_DONE = "alreadydone"
 
 
 @dataclass
@@ -46,28 +42,47 @@ class PilotRequest:
 
 
 def dispatch_jobs(*, site, request):
-    """Lock and send up to `request.n_jobs` of the site's best activated jobs; returns them with files.
+    """Send up to `request.n_jobs` of the site's best activated jobs and record the pilot's contact.
 
-    Returns (jobs, reason): no jobs and a reason when the site may not take more.
+    Returns ([(job, files), ...], reason): no jobs and the reason when there are none.
     """
+    n_jobs = 0 if site.status == SiteStatus.OFFLINE else _room_at(site, request.n_jobs)
+    if n_jobs > 0 and single_statement_dispatch():
+        sent = dispatch_sql.dispatch(
+            site=site, request=request, n_jobs=n_jobs, labels=_labels_for(site, request.prod_source_label)
+        )
+    else:
+        sent = _dispatch_orm(site, request, n_jobs) if n_jobs > 0 else []
+        record_pilot_contact(site=site, node=request.node, getjob=True, jobs_sent=len(sent))
+    return sent, "" if sent else _no_job_reason(site, n_jobs)
+
+
+def single_statement_dispatch():
+    return connection.vendor == "postgresql" and settings.PANDA["DISPATCH_SINGLE_STATEMENT"]
+
+
+def _no_job_reason(site, room):
     if site.status == SiteStatus.OFFLINE:
-        return [], f"site {site.name} is offline"
-    n_jobs = _room_at(site, request.n_jobs)
-    if n_jobs <= 0:
-        return [], f"site {site.name} is at its limit of {site.max_running_jobs} running jobs"
-    candidates = _candidates(site, request)
+        return f"site {site.name} is offline"
+    if room <= 0:
+        return f"site {site.name} is at its limit of {site.max_running_jobs} running jobs"
+    return f"no activated job for site {site.name}"
+
+
+def _dispatch_orm(site, request, n_jobs):
     with transaction.atomic():
-        jobs = list(candidates.select_for_update(skip_locked=True)[:n_jobs])
-        if not jobs:
-            return [], f"no activated job for site {site.name}"
+        jobs = list(_candidates(site, request).select_for_update(skip_locked=True)[:n_jobs])
         state.transition_many(
-            jobs, JobStatus.SENT, actor=f"pilot@{request.node or 'unknown'}", reason="sent to a pilot",
+            jobs, JobStatus.SENT, actor=pilot_actor(request.node), reason=SENT_REASON,
             modification_host=request.node[:128], n_sent=F("n_sent") + 1,
         )  # fmt: skip
     for job in jobs:
         job.n_sent += 1
-    _attach_files(jobs)
-    return jobs, ""
+    return _with_files(jobs)
+
+
+def pilot_actor(node):
+    return f"pilot@{node or 'unknown'}"[:150]
 
 
 def _running_at(site_id):
@@ -108,123 +123,8 @@ def _labels_for(site, label):
     return PILOT_LABEL_MAP.get(label, (label,))
 
 
-def _attach_files(jobs):
+def _with_files(jobs):
     files_by_job = defaultdict(list)
     for job_file in JobFile.objects.filter(job_id__in=[job.pandaid for job in jobs]).order_by("id"):
         files_by_job[job_file.job_id].append(job_file)
-    for job in jobs:
-        job.dispatched_files = files_by_job[job.pandaid]
-
-
-@dataclass
-class PilotReport:
-    """One updateJob call, already parsed into typed values."""
-
-    pandaid: int
-    state: str
-    node: str = ""
-    attempt_nr: int | None = None
-    output_files: dict | None = None
-    pilot_log: str = ""
-    fields: dict = field(default_factory=dict)
-
-
-def parse_output_report(raw):
-    """The final update's `xml` parameter: a JSON object lfn -> {guid, fsize, adler32, surl}."""
-    if not raw:
-        return None
-    try:
-        report = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"xml is not valid JSON: {exc}") from None
-    if not isinstance(report, dict) or not all(isinstance(v, dict) for v in report.values()):
-        raise InvalidInput("xml must be a JSON object mapping each file name to its attributes")
-    return report
-
-
-def update_job(*, site_ids, report):
-    """Apply one pilot report; returns the command for the pilot (NULL, tobekilled, alreadydone)."""
-    if report.state not in REPORTABLE_STATES:
-        return COMMAND_NONE
-    with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pandaid=report.pandaid).first()
-        if job is None:
-            return COMMAND_KILL
-        if job.computing_site_id not in site_ids:
-            raise PermissionDenied(f"job {job.pandaid} does not run at a site of this pilot")
-        if report.attempt_nr is not None and report.attempt_nr != job.attempt_nr:
-            return COMMAND_KILL
-        if job.status in FINAL_STATES:
-            return COMMAND_ALREADY_DONE
-        if report.state in FINAL_REPORTS:
-            return _final_report(job, report)
-        return _progress_report(job, report)
-
-
-def _progress_report(job, report):
-    now = timezone.now()
-    reported = JobStatus(report.state)
-    fields = dict(report.fields, modification_host=report.node[:128] or job.modification_host)
-    if reported == JobStatus.RUNNING and job.start_time is None:
-        fields["start_time"] = now
-    if reported == job.status:
-        Job.objects.filter(pandaid=job.pandaid).update(modification_time=now, **fields)
-        return job.command_to_pilot or COMMAND_NONE
-    if state.PROGRESS_RANK[reported] < state.PROGRESS_RANK[job.status] or not state.is_allowed(job.status, reported):
-        # Late or out-of-order report: never roll the job back.
-        return COMMAND_ALREADY_DONE
-    state.transition(
-        job, reported, actor=_pilot_actor(report), reason=f"pilot reported {report.state}", now=now, **fields
-    )
-    return job.command_to_pilot or COMMAND_NONE
-
-
-def _final_report(job, report):
-    if job.status in (JobStatus.HOLDING, JobStatus.MERGING, JobStatus.TRANSFERRING):
-        _complete_repeated_report(job, report)
-        return COMMAND_ALREADY_DONE
-    now = timezone.now()
-    state.transition(
-        job, JobStatus.HOLDING, actor=_pilot_actor(report), reason=f"pilot reported {report.state}", now=now,
-        end_time=now, modification_host=report.node[:128] or job.modification_host, **report.fields,
-    )  # fmt: skip
-    JobReport.objects.update_or_create(
-        job=job,
-        defaults={
-            "reported_state": report.state,
-            "output_files": report.output_files or {},
-            "pilot_log": report.pilot_log[-20000:],
-            "received_at": now,
-            "processed_at": None,
-        },
-    )
-    transaction.on_commit(lambda: _queue_adder(job.pandaid))
-    return COMMAND_NONE
-
-
-def _complete_repeated_report(job, report):
-    """A repeated final report may carry the file list the first one lacked (pilot#180)."""
-    if not report.output_files or job.status != JobStatus.HOLDING:
-        return
-    JobReport.objects.filter(job=job, output_files={}).update(output_files=report.output_files)
-
-
-def _queue_adder(pandaid):
-    from ..tasks import finalize_job
-
-    finalize_job.delay(pandaid)
-
-
-def _pilot_actor(report):
-    return f"pilot@{report.node or 'unknown'}"
-
-
-def job_statuses(pandaids):
-    """getStatus: (status, attemptNr) for each id, 'notfound' for unknown ones, in order."""
-    found = dict(
-        (pid, (status, attempt))
-        for pid, status, attempt in Job.objects.filter(pandaid__in=pandaids).values_list(
-            "pandaid", "status", "attempt_nr"
-        )
-    )
-    return [found.get(pid, ("notfound", 0)) for pid in pandaids]
+    return [(job, files_by_job[job.pandaid]) for job in jobs]

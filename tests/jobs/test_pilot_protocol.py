@@ -14,6 +14,13 @@ pytestmark = pytest.mark.django_db
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 
+@pytest.fixture(autouse=True, params=["single-statement", "orm"])
+def dispatch_path(request, settings):
+    """Every getJob test runs against both dispatch implementations (they differ on PostgreSQL)."""
+    settings.PANDA = {**settings.PANDA, "DISPATCH_SINGLE_STATEMENT": request.param == "single-statement"}
+    return request.param
+
+
 class Pilot:
     """A pilot speaking the PanDA protocol through Django's test client."""
 

@@ -50,7 +50,13 @@ def pilot_loop(url, site_name, token, n_jobs, received, errors):
         received.extend(job["PandaID"] for job in jobs)
 
 
-def test_fifty_concurrent_pilots_dispatch_every_job_exactly_once(live_server_url):
+@pytest.fixture(params=["single-statement", "orm"])
+def dispatch_path(request, server_env):
+    server_env["PANDA_DISPATCH_SINGLE_STATEMENT"] = "1" if request.param == "single-statement" else "0"
+    return request.param
+
+
+def test_fifty_concurrent_pilots_dispatch_every_job_exactly_once(dispatch_path, live_server_url):
     if not is_postgres():
         pytest.skip("row-level locking with SKIP LOCKED needs PostgreSQL")
     sites = [SiteFactory(name=f"CONC{i}") for i in range(4)]
