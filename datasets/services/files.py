@@ -1,0 +1,77 @@
+"""Files: registering many at once, refusing a known LFN with different content."""
+
+import re
+import uuid
+
+from pandamon.errors import Conflict, InvalidInput
+
+from ..models import File
+
+ADLER32 = re.compile(r"^[0-9a-f]{8}$")
+LFN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+:]{0,254}$")
+
+
+def clean_file_spec(spec, index):
+    """A validated copy of one file description: lfn, guid, fsize, adler32, md5, events."""
+    where = f"files[{index}]"
+    lfn = str(spec.get("lfn", ""))
+    if not LFN.match(lfn):
+        raise InvalidInput(f"{where}.lfn: {lfn!r} is not a valid file name (letters, digits, . _ - + :, no slash)")
+    adler32 = str(spec.get("adler32", "")).lower().removeprefix("ad:")
+    if not ADLER32.match(adler32):
+        raise InvalidInput(f"{where}.adler32: give the adler32 checksum as 8 hex digits")
+    fsize = spec.get("fsize")
+    if not isinstance(fsize, int) or isinstance(fsize, bool) or fsize < 0:
+        raise InvalidInput(f"{where}.fsize: give the size in bytes as a non-negative integer")
+    return {
+        "lfn": lfn,
+        "guid": _guid(spec.get("guid"), where),
+        "fsize": fsize,
+        "adler32": adler32,
+        "md5": str(spec.get("md5") or "")[:32],
+        "events": spec.get("events"),
+    }
+
+
+def _guid(value, where):
+    if not value:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise InvalidInput(f"{where}.guid: {value!r} is not a GUID") from None
+
+
+def resolve_files(specs, *, origin):
+    """The File rows for `specs` (cleaned), creating the unknown ones with `origin` as originating dataset.
+
+    A known LFN must come with the same size and checksum (and GUID, if given): the
+    catalog never holds two different files under one name.
+    """
+    by_lfn = {}
+    for spec in specs:
+        if by_lfn.setdefault(spec["lfn"], spec) is not spec:
+            raise InvalidInput(f"file {spec['lfn']} is listed twice")
+    existing = {f.lfn: f for f in File.objects.filter(lfn__in=list(by_lfn))}
+    for lfn, known in existing.items():
+        _check_same_file(known, by_lfn[lfn])
+    new = [
+        File(lfn=s["lfn"], guid=s["guid"] or uuid.uuid4(), fsize=s["fsize"], adler32=s["adler32"],
+             md5=s["md5"], events=s["events"], origin_dataset=origin)
+        for lfn, s in by_lfn.items()
+        if lfn not in existing
+    ]  # fmt: skip
+    File.objects.bulk_create(new, batch_size=5000)
+    if new and new[0].pk is None:  # backends that cannot return ids from a bulk insert
+        new = list(File.objects.filter(lfn__in=[f.lfn for f in new]))
+    return list(existing.values()) + new
+
+
+def _check_same_file(known, spec):
+    if known.fsize != spec["fsize"] or known.adler32 != spec["adler32"]:
+        raise Conflict(
+            f"file {known.lfn} already exists with another size or checksum "
+            f"({known.fsize} bytes, ad:{known.adler32}; given {spec['fsize']} bytes, ad:{spec['adler32']})"
+        )
+    if spec["guid"] and spec["guid"] != known.guid:
+        raise Conflict(f"file {known.lfn} already exists with GUID {known.guid}, not {spec['guid']}")

@@ -1,0 +1,180 @@
+"""Replicas: the local replica catalog (files at a site) and the location catalog (datasets at a site).
+
+DatasetReplica counts are kept right incrementally in the same transaction as the
+change that moves them: new file replicas at a site, and new files in a dataset
+already replicated there. Registrations for one site are serialised on the site
+row, so two concurrent calls cannot both count the same new replica.
+"""
+
+import hashlib
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Count, F, Sum
+from django.utils import timezone
+
+from pandamon import roles
+from pandamon.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from sites.models import Site
+
+from ..models import Claim, Dataset, DatasetFile, DatasetReplica, File, FileReplica
+from .access import check_may_write
+
+
+def deterministic_pfn(site, lfn):
+    """Where a file lives on a site's storage: <endpoint>/<2 hex>/<2 hex>/<lfn> (like Rucio's hash layout)."""
+    digest = hashlib.md5(lfn.encode(), usedforsecurity=False).hexdigest()
+    return f"{site.storage_endpoint.rstrip('/')}/{digest[:2]}/{digest[2:4]}/{lfn}"
+
+
+def _locked_site(name):
+    site = Site.objects.select_for_update().filter(name=name).first()
+    if site is None:
+        raise NotFound(f"unknown site '{name}'")
+    return site
+
+
+def _check_may_register(user, files):
+    """Operators register anything; a user only files that belong to one of their own datasets."""
+    if (
+        roles.is_admin(user)
+        or roles.has_role(user, roles.DATA_OPERATOR)
+        or roles.has_role(user, roles.PRODUCTION_MANAGER)
+    ):
+        return
+    prefix = f"user.{user.username}."
+    owned = set(
+        DatasetFile.objects.filter(file__in=files, dataset__name__startswith=prefix).values_list("file_id", flat=True)
+    )
+    foreign = [f.lfn for f in files if f.pk not in owned]
+    if foreign:
+        raise PermissionDenied(f"you may register replicas only of files in your own user datasets; not {foreign[0]}")
+
+
+@transaction.atomic
+def register_file_replicas(*, user, site_name, replicas):
+    """registerFileReplicas: [{lfn, pfn?}] at a site; returns how many were new. Known replicas are kept."""
+    site = _locked_site(site_name)
+    lfns = [str(item.get("lfn", "")) for item in replicas]
+    files = {f.lfn: f for f in File.objects.filter(lfn__in=lfns)}
+    unknown = [lfn for lfn in lfns if lfn not in files]
+    if unknown:
+        raise NotFound(f"no file named {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
+    _check_may_register(user, list(files.values()))
+    pfns = {str(item["lfn"]): item.get("pfn") or deterministic_pfn(site, str(item["lfn"])) for item in replicas}
+    return _add_replicas(site, list(files.values()), pfns)
+
+
+def _add_replicas(site, files, pfns):
+    present = set(FileReplica.objects.filter(site=site, file__in=files).values_list("file_id", flat=True))
+    new = [f for f in files if f.pk not in present]
+    FileReplica.objects.bulk_create(
+        [FileReplica(file=f, site=site, pfn=pfns[f.lfn][:1000]) for f in new], batch_size=5000
+    )
+    _count_at_site(site, new)
+    return len(new)
+
+
+def _count_at_site(site, new_files):
+    """Add newly present files to the counts of every dataset holding them at this site."""
+    if not new_files:
+        return
+    per_dataset = (
+        DatasetFile.objects.filter(file__in=new_files)
+        .values("dataset_id")
+        .annotate(n=Count("file_id"), size=Sum("file__fsize"))
+        .order_by()
+    )
+    for row in per_dataset:
+        _bump(row["dataset_id"], site.pk, row["n"], row["size"] or 0)
+
+
+def _bump(dataset_id, site_id, n, size):
+    updated = DatasetReplica.objects.filter(dataset_id=dataset_id, site_id=site_id).update(
+        files_present=F("files_present") + n, bytes_present=F("bytes_present") + size, modified_at=timezone.now()
+    )
+    if not updated:
+        DatasetReplica.objects.create(dataset_id=dataset_id, site_id=site_id, files_present=n, bytes_present=size)
+
+
+def count_new_dataset_files(*, dataset, files):
+    """Files just added to `dataset`: count those already present at sites holding the dataset."""
+    if not files:
+        return
+    present = (
+        FileReplica.objects.filter(file__in=files, site__dataset_replicas__dataset=dataset)
+        .values("site_id")
+        .annotate(n=Count("file_id"), size=Sum("file__fsize"))
+        .order_by()
+    )
+    for row in present:
+        _bump(dataset.pk, row["site_id"], row["n"], row["size"] or 0)
+
+
+@transaction.atomic
+def register_dataset_location(*, user, name, site_name, complete):
+    """registerDatasetLocations: the site holds the dataset; `complete` registers every file there too."""
+    dataset = _dataset(name)
+    check_may_write(user, name)
+    site = _locked_site(site_name)
+    replica, _ = DatasetReplica.objects.get_or_create(dataset=dataset, site=site)
+    if complete:
+        if not site.storage_endpoint:
+            raise InvalidInput(f"site {site.name} has no storage endpoint to place the files at")
+        files = list(File.objects.filter(memberships__dataset=dataset))
+        _add_replicas(site, files, {f.lfn: deterministic_pfn(site, f.lfn) for f in files})
+    else:
+        _recount(replica)
+    replica.refresh_from_db()
+    return replica
+
+
+def _recount(replica):
+    """Count what the site already holds of a dataset it newly lists (one indexed query)."""
+    totals = FileReplica.objects.filter(
+        site_id=replica.site_id, file__memberships__dataset_id=replica.dataset_id
+    ).aggregate(n=Count("file_id"), size=Sum("file__fsize"))
+    DatasetReplica.objects.filter(pk=replica.pk).update(files_present=totals["n"], bytes_present=totals["size"] or 0)
+
+
+@transaction.atomic
+def delete_dataset_replica(*, user, name, site_name):
+    """deleteDatasetReplica: refused while a claim is live; removes the dataset's files from the site
+    unless another dataset replicated there still needs them."""
+    dataset = _dataset(name)
+    check_may_write(user, name)
+    site = _locked_site(site_name)
+    replica = DatasetReplica.objects.filter(dataset=dataset, site=site).first()
+    if replica is None:
+        raise NotFound(f"site {site.name} holds no replica of {name}")
+    live = replica.claims.filter(expires_at__gt=timezone.now()).order_by("-expires_at").first()
+    if live is not None:
+        raise Conflict(
+            f"the replica of {name} at {site.name} is claimed by {live.owner_name} until {live.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+    kept = DatasetFile.objects.filter(dataset__replicas__site=site).exclude(dataset=dataset).values("file_id")
+    removed = FileReplica.objects.filter(site=site, file__memberships__dataset=dataset).exclude(file_id__in=kept)
+    # Removed files belong to no other dataset replicated here, so no other count changes.
+    count, _ = removed.delete()
+    replica.delete()
+    return count
+
+
+@transaction.atomic
+def add_claim(*, user, name, site_name, lifetime_s, reason=""):
+    if not 60 <= lifetime_s <= 365 * 86400:
+        raise InvalidInput("a claim's lifetime must be between 60 s and one year")
+    replica = DatasetReplica.objects.filter(dataset=_dataset(name), site__name=site_name).first()
+    if replica is None:
+        raise NotFound(f"site {site_name} holds no replica of {name}")
+    return Claim.objects.create(
+        replica=replica, owner=user, owner_name=user.username, reason=reason[:200],
+        expires_at=timezone.now() + timedelta(seconds=lifetime_s),
+    )  # fmt: skip
+
+
+def _dataset(name):
+    dataset = Dataset.objects.filter(name=name, erased_at__isnull=True).first()
+    if dataset is None:
+        raise NotFound(f"no dataset named {name}")
+    return dataset
