@@ -201,6 +201,8 @@ PANDA = {
     "PILOT_AUTH_CACHE_SECONDS": int(os.environ.get("PANDA_PILOT_AUTH_CACHE_SECONDS", 30)),
     # A site's count of sent/starting/running jobs, checked against max_running_jobs by getJob.
     "RUNNING_COUNT_CACHE_SECONDS": int(os.environ.get("PANDA_RUNNING_COUNT_CACHE_SECONDS", 5)),
+    # Pilot contact counters are summed per web process and written at most this often (sites/contacts.py).
+    "PILOT_CONTACT_FLUSH_SECONDS": float(os.environ.get("PANDA_PILOT_CONTACT_FLUSH_SECONDS", 2)),
     "MAX_JOBS_PER_SUBMISSION": int(os.environ.get("PANDA_MAX_JOBS_PER_SUBMISSION", 10000)),
 }
 

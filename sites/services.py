@@ -5,13 +5,12 @@ import secrets
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from pandamon.cache import TtlCache
 from pandamon.errors import NotFound, PermissionDenied
 
-from .models import PilotActivity, PilotCredential, Site
+from . import contacts
+from .models import PilotCredential, Site
 
 
 def hash_token(token):
@@ -41,11 +40,7 @@ def clear_pilot_caches():
 
 
 def _load_site(name):
-    site = Site.objects.filter(name=name).select_related("cloud").first()
-    if site is not None:
-        # getJob counts contacts with a plain UPDATE of this row, so make sure it exists.
-        PilotActivity.objects.get_or_create(site=site)
-    return site
+    return Site.objects.filter(name=name).select_related("cloud").first()
 
 
 def _load_credential(token_hash):
@@ -77,20 +72,8 @@ def pilot_site(*, site_name, token):
 
 
 def record_pilot_contact(*, site, node, getjob=False, jobs_sent=0, update=False):
-    """Bump the site's pilot counters in one statement, outside the dispatch transaction."""
-    now = timezone.now()
-    values = {"last_contact_at": now, "last_node": (node or "")[:128]}
-    if getjob:
-        values.update(last_getjob_at=now, getjob_requests=F("getjob_requests") + 1)
-        if jobs_sent:
-            values.update(last_job_sent_at=now, jobs_sent=F("jobs_sent") + jobs_sent)
-        else:
-            values.update(getjob_empty=F("getjob_empty") + 1)
-    if update:
-        values.update(last_update_at=now, update_requests=F("update_requests") + 1)
-    if not PilotActivity.objects.filter(site=site).update(**values):
-        PilotActivity.objects.get_or_create(site=site)
-        PilotActivity.objects.filter(site=site).update(**values)
+    """Count a pilot's getJob or updateJob at its site (buffered; see sites/contacts.py)."""
+    contacts.buffer.record(site_id=site.pk, node=node, getjob=getjob, jobs_sent=jobs_sent, update=update)
 
 
 def set_site_status(*, site_name, status):

@@ -11,6 +11,7 @@ from pandamon.settings import DATABASES, PANDA, VAR_DIR  # noqa: E402
 # Service tests see site status changes at once.
 PANDA["PILOT_AUTH_CACHE_SECONDS"] = 0
 PANDA["RUNNING_COUNT_CACHE_SECONDS"] = 0
+PANDA["PILOT_CONTACT_FLUSH_SECONDS"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # on_commit callbacks run tasks inline; live tests start a real Celery worker instead.
 CELERY_TASK_ALWAYS_EAGER = True

@@ -47,13 +47,14 @@ def dispatch_jobs(*, site, request):
     Returns ([(job, files), ...], reason): no jobs and the reason when there are none.
     """
     n_jobs = 0 if site.status == SiteStatus.OFFLINE else _room_at(site, request.n_jobs)
-    if n_jobs > 0 and single_statement_dispatch():
-        sent = dispatch_sql.dispatch(
-            site=site, request=request, n_jobs=n_jobs, labels=_labels_for(site, request.prod_source_label)
-        )
+    if n_jobs <= 0:
+        sent = []
+    elif single_statement_dispatch():
+        labels = _labels_for(site, request.prod_source_label)
+        sent = dispatch_sql.dispatch(site=site, request=request, n_jobs=n_jobs, labels=labels)
     else:
-        sent = _dispatch_orm(site, request, n_jobs) if n_jobs > 0 else []
-        record_pilot_contact(site=site, node=request.node, getjob=True, jobs_sent=len(sent))
+        sent = _dispatch_orm(site, request, n_jobs)
+    record_pilot_contact(site=site, node=request.node, getjob=True, jobs_sent=len(sent))
     return sent, "" if sent else _no_job_reason(site, n_jobs)
 
 

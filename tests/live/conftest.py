@@ -47,6 +47,8 @@ def server_env(transactional_db, tmp_path):
         CELERY_BROKER_URL="filesystem://",
         CELERY_TASK_ALWAYS_EAGER="0",
         PANDA_PILOT_AUTH_CACHE_SECONDS="5",
+        # Tests read the pilot counters while the server still runs: write them at once.
+        PANDA_PILOT_CONTACT_FLUSH_SECONDS="0",
     )
     return env
 
