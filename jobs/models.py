@@ -34,11 +34,12 @@ class Job(models.Model):
     special_handling = models.CharField(max_length=80, blank=True)
 
     # Who
+    # Indexed by job_owner_status (owner, status), which also serves owner-only lookups.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs", db_index=False
     )
     prod_user_id = models.CharField(max_length=250, blank=True, help_text="Submitter's certificate DN.")
-    prod_user_name = models.CharField(max_length=60, blank=True, db_index=True)
+    prod_user_name = models.CharField(max_length=60, blank=True)
     working_group = models.CharField(max_length=32, blank=True)
     source_group = models.CharField(max_length=32, blank=True)
     vo = models.CharField(max_length=16, blank=True)
@@ -124,6 +125,8 @@ class Job(models.Model):
             models.Index(fields=["modification_time"], name="job_modification_time"),
             models.Index(fields=["creation_time"], name="job_creation_time"),
             models.Index(fields=["owner", "status"], name="job_owner_status"),
+            # A plain index: db_index=True would add a second, LIKE-only index written on every change.
+            models.Index(fields=["prod_user_name"], name="job_prod_user_name"),
         ]
 
     def __str__(self):
@@ -167,7 +170,13 @@ class JobFile(models.Model):
 class JobStatusLog(models.Model):
     """Every state change of a job: who, when, from, to and why."""
 
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="status_log")
+    # Indexed by jobstatuslog_job_time (job, changed_at); a separate job index would be written twice per change.
+    # No database constraint, like PanDA's JOBS_STATUSLOG: every getJob writes a row, and the deferred
+    # FK check per row was measurable there; rows are only written by the services, next to their job,
+    # and may outlive a job moved to an archive. Deleting a job through the ORM still deletes its log.
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="status_log", db_index=False, db_constraint=False
+    )
     old_status = models.CharField(max_length=16, blank=True)
     new_status = models.CharField(max_length=16)
     changed_at = models.DateTimeField()
