@@ -138,6 +138,8 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pandamon.api.exception_handler",
+    # `format` is a dataset name field (AOD, ESD, ...) and a filter; DRF's own ?format= is renamed.
+    "URL_FORMAT_OVERRIDE": "response_format",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -211,6 +213,7 @@ CELERY_BEAT_SCHEDULE = {
     "watch-lost-heartbeats": {"task": "jobs.watch_lost_heartbeats", "schedule": timedelta(minutes=5)},
     "watch-sent-and-holding": {"task": "jobs.watch_timeouts", "schedule": timedelta(minutes=5)},
     "retry-stuck-adder": {"task": "jobs.retry_stuck_holding", "schedule": timedelta(minutes=2)},
+    "purge-erased-datasets": {"task": "datasets.purge_erased_datasets", "schedule": timedelta(hours=1)},
 }
 
 LOGGING = {

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from datasets.api import ContainerViewSet, DatasetViewSet, FileViewSet, ReplicaViewSet
 from jobs import pilot_views
 from jobs.api import JobViewSet
 from sites.api import SiteViewSet
@@ -12,6 +13,10 @@ from . import views
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("sites", SiteViewSet, basename="site")
+router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("containers", ContainerViewSet, basename="container")
+router.register("files", FileViewSet, basename="file")
+router.register("replicas", ReplicaViewSet, basename="replica")
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -42,22 +42,27 @@ def _guid(value, where):
         raise InvalidInput(f"{where}.guid: {value!r} is not a GUID") from None
 
 
-def resolve_files(specs, *, origin):
-    """The File rows for `specs` (cleaned), creating the unknown ones with `origin` as originating dataset.
+def resolve_files(specs, *, origin_of, allow_repeats=False):
+    """The File rows for `specs` (cleaned), creating the unknown ones with `origin_of(lfn)` as originating dataset.
 
     A known LFN must come with the same size and checksum (and GUID, if given): the
-    catalog never holds two different files under one name.
+    catalog never holds two different files under one name. With `allow_repeats`, an LFN
+    may be listed more than once (several datasets of one call), each time the same file.
     """
     by_lfn = {}
     for spec in specs:
-        if by_lfn.setdefault(spec["lfn"], spec) is not spec:
+        first = by_lfn.setdefault(spec["lfn"], spec)
+        if first is spec:
+            continue
+        if not allow_repeats:
             raise InvalidInput(f"file {spec['lfn']} is listed twice")
+        _check_same_spec(first, spec)
     existing = {f.lfn: f for f in File.objects.filter(lfn__in=list(by_lfn))}
     for lfn, known in existing.items():
         _check_same_file(known, by_lfn[lfn])
     new = [
         File(lfn=s["lfn"], guid=s["guid"] or uuid.uuid4(), fsize=s["fsize"], adler32=s["adler32"],
-             md5=s["md5"], events=s["events"], origin_dataset=origin)
+             md5=s["md5"], events=s["events"], origin_dataset=origin_of(lfn))
         for lfn, s in by_lfn.items()
         if lfn not in existing
     ]  # fmt: skip
@@ -75,3 +80,9 @@ def _check_same_file(known, spec):
         )
     if spec["guid"] and spec["guid"] != known.guid:
         raise Conflict(f"file {known.lfn} already exists with GUID {known.guid}, not {spec['guid']}")
+
+
+def _check_same_spec(first, again):
+    same = all(first[key] == again[key] for key in ("fsize", "adler32"))
+    if not same or (first["guid"] and again["guid"] and first["guid"] != again["guid"]):
+        raise InvalidInput(f"file {first['lfn']} is listed twice with different sizes, checksums or GUIDs")
