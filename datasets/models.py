@@ -89,8 +89,10 @@ class File(models.Model):
 class DatasetFile(models.Model):
     """A file in a dataset. Versions only add files: version v holds the rows with version_added <= v."""
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="contents")
-    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="memberships")
+    # No single-column FK indexes: datasetfile_unique leads with dataset and datasetfile_file covers
+    # file; every registered file writes one row here, so each extra index is paid per file.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="contents", db_index=False)
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     version_added = models.PositiveIntegerField()
 
     class Meta:
@@ -122,8 +124,9 @@ class ContainerMember(models.Model):
 class FileReplica(models.Model):
     """The local replica catalog of a site: where a file is stored there."""
 
-    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="replicas")
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="file_replicas")
+    # Indexed by filereplica_unique (file, site) and filereplica_site (site, file) only.
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="replicas", db_index=False)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="file_replicas", db_index=False)
     pfn = models.CharField(max_length=1000, verbose_name="PFN")
     state = models.CharField(max_length=10, choices=ReplicaState.choices, default=ReplicaState.AVAILABLE)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -139,8 +142,9 @@ class FileReplica(models.Model):
 class DatasetReplica(models.Model):
     """The location catalog: how much of a dataset's latest version a site holds."""
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="replicas")
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="dataset_replicas")
+    # Indexed by datasetreplica_unique (dataset, site) and datasetreplica_site (site, dataset) only.
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="replicas", db_index=False)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="dataset_replicas", db_index=False)
     files_present = models.PositiveIntegerField(default=0)
     bytes_present = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -13,6 +13,7 @@ from ..models import Dataset, DatasetFile, DatasetVersion
 from ..naming import is_valid_name, parse
 from . import replicas
 from .access import check_may_write
+from .bulk_sql import insert_memberships
 from .files import clean_file_spec, resolve_files
 
 ERASE_GRACE = timedelta(hours=24)
@@ -132,13 +133,12 @@ def _add_new_files(plans, datasets):
     if not all_specs:
         return
     by_lfn = {f.lfn: f for f in resolve_files(all_specs, origin_of=origin.__getitem__, allow_repeats=True)}
-    DatasetFile.objects.bulk_create(
+    insert_memberships(
         [
-            DatasetFile(dataset=dataset, file=by_lfn[spec["lfn"]], version_added=1)
+            (dataset.pk, by_lfn[spec["lfn"]].pk, 1)
             for plan, dataset in zip(plans, datasets, strict=True)
             for spec in plan.files
-        ],
-        batch_size=5000,
+        ]
     )
 
 
@@ -249,11 +249,11 @@ def _add(dataset, cleaned):
     if not cleaned:
         return 0
     files = resolve_files(cleaned, origin_of=lambda lfn: dataset)
-    present = set(DatasetFile.objects.filter(dataset=dataset, file__in=files).values_list("file_id", flat=True))
-    added = [f for f in files if f.pk not in present]
-    DatasetFile.objects.bulk_create(
-        [DatasetFile(dataset=dataset, file=f, version_added=dataset.latest_version) for f in added], batch_size=5000
+    present = set(
+        DatasetFile.objects.filter(dataset=dataset, file_id__in=[f.pk for f in files]).values_list("file_id", flat=True)
     )
+    added = [f for f in files if f.pk not in present]
+    insert_memberships([(dataset.pk, f.pk, dataset.latest_version) for f in added])
     n, size = len(added), sum(f.fsize for f in added)
     Dataset.objects.filter(pk=dataset.pk).update(n_files=F("n_files") + n, bytes=F("bytes") + size)
     DatasetVersion.objects.filter(dataset=dataset, number=dataset.latest_version).update(

@@ -6,6 +6,7 @@ import uuid
 from pandamon.errors import Conflict, InvalidInput
 
 from ..models import File
+from .bulk_sql import FileRef, insert_files
 
 ADLER32 = re.compile(r"^[0-9a-f]{8}$")
 LFN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+:]{0,254}$")
@@ -43,7 +44,7 @@ def _guid(value, where):
 
 
 def resolve_files(specs, *, origin_of, allow_repeats=False):
-    """The File rows for `specs` (cleaned), creating the unknown ones with `origin_of(lfn)` as originating dataset.
+    """FileRefs (pk, lfn, fsize) of the files in `specs` (cleaned), creating the unknown ones with `origin_of(lfn)` as originating dataset.
 
     A known LFN must come with the same size and checksum (and GUID, if given): the
     catalog never holds two different files under one name. With `allow_repeats`, an LFN
@@ -57,19 +58,15 @@ def resolve_files(specs, *, origin_of, allow_repeats=False):
         if not allow_repeats:
             raise InvalidInput(f"file {spec['lfn']} is listed twice")
         _check_same_spec(first, spec)
-    existing = {f.lfn: f for f in File.objects.filter(lfn__in=list(by_lfn))}
+    existing = {f.lfn: f for f in File.objects.filter(lfn__in=list(by_lfn)).only("lfn", "fsize", "adler32", "guid")}
     for lfn, known in existing.items():
         _check_same_file(known, by_lfn[lfn])
     new = [
-        File(lfn=s["lfn"], guid=s["guid"] or uuid.uuid4(), fsize=s["fsize"], adler32=s["adler32"],
-             md5=s["md5"], events=s["events"], origin_dataset=origin_of(lfn))
-        for lfn, s in by_lfn.items()
+        {**spec, "guid": spec["guid"] or uuid.uuid4(), "origin_id": origin_of(lfn).pk}
+        for lfn, spec in by_lfn.items()
         if lfn not in existing
-    ]  # fmt: skip
-    File.objects.bulk_create(new, batch_size=5000)
-    if new and new[0].pk is None:  # backends that cannot return ids from a bulk insert
-        new = list(File.objects.filter(lfn__in=[f.lfn for f in new]))
-    return list(existing.values()) + new
+    ]
+    return [FileRef(f.pk, f.lfn, f.fsize) for f in existing.values()] + insert_files(new)
 
 
 def _check_same_file(known, spec):

@@ -19,6 +19,7 @@ from sites.models import Site
 
 from ..models import Claim, Dataset, DatasetFile, DatasetReplica, File, FileReplica
 from .access import check_may_write
+from .bulk_sql import FileRef, insert_file_replicas
 
 
 def deterministic_pfn(site, lfn):
@@ -44,7 +45,9 @@ def _check_may_register(user, files):
         return
     prefix = f"user.{user.username}."
     owned = set(
-        DatasetFile.objects.filter(file__in=files, dataset__name__startswith=prefix).values_list("file_id", flat=True)
+        DatasetFile.objects.filter(file_id__in=[f.pk for f in files], dataset__name__startswith=prefix).values_list(
+            "file_id", flat=True
+        )
     )
     foreign = [f.lfn for f in files if f.pk not in owned]
     if foreign:
@@ -56,7 +59,7 @@ def register_file_replicas(*, user, site_name, replicas):
     """registerFileReplicas: [{lfn, pfn?}] at a site; returns how many were new. Known replicas are kept."""
     site = _locked_site(site_name)
     lfns = [str(item.get("lfn", "")) for item in replicas]
-    files = {f.lfn: f for f in File.objects.filter(lfn__in=lfns)}
+    files = {f.lfn: f for f in _file_refs(File.objects.filter(lfn__in=lfns))}
     unknown = [lfn for lfn in lfns if lfn not in files]
     if unknown:
         raise NotFound(f"no file named {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
@@ -65,22 +68,22 @@ def register_file_replicas(*, user, site_name, replicas):
     return _add_replicas(site, list(files.values()), pfns)
 
 
+def _file_refs(queryset):
+    return [FileRef(*row) for row in queryset.values_list("pk", "lfn", "fsize")]
+
+
 def _add_replicas(site, files, pfns):
-    present = set(FileReplica.objects.filter(site=site, file__in=files).values_list("file_id", flat=True))
-    new = [f for f in files if f.pk not in present]
-    FileReplica.objects.bulk_create(
-        [FileReplica(file=f, site=site, pfn=pfns[f.lfn][:1000]) for f in new], batch_size=5000
-    )
-    _count_at_site(site, new)
-    return len(new)
+    new_ids = insert_file_replicas(site, {f.pk: pfns[f.lfn] for f in files})
+    _count_at_site(site, new_ids)
+    return len(new_ids)
 
 
-def _count_at_site(site, new_files):
+def _count_at_site(site, new_file_ids):
     """Add newly present files to the counts of every dataset holding them at this site."""
-    if not new_files:
+    if not new_file_ids:
         return
     per_dataset = (
-        DatasetFile.objects.filter(file__in=new_files)
+        DatasetFile.objects.filter(file_id__in=new_file_ids)
         .values("dataset_id")
         .annotate(n=Count("file_id"), size=Sum("file__fsize"))
         .order_by()
@@ -102,7 +105,7 @@ def count_new_dataset_files(*, dataset, files):
     if not files:
         return
     present = (
-        FileReplica.objects.filter(file__in=files, site__dataset_replicas__dataset=dataset)
+        FileReplica.objects.filter(file_id__in=[f.pk for f in files], site__dataset_replicas__dataset=dataset)
         .values("site_id")
         .annotate(n=Count("file_id"), size=Sum("file__fsize"))
         .order_by()
@@ -121,7 +124,7 @@ def register_dataset_location(*, user, name, site_name, complete):
     if complete:
         if not site.storage_endpoint:
             raise InvalidInput(f"site {site.name} has no storage endpoint to place the files at")
-        files = list(File.objects.filter(memberships__dataset=dataset))
+        files = _file_refs(File.objects.filter(memberships__dataset=dataset))
         _add_replicas(site, files, {f.lfn: deterministic_pfn(site, f.lfn) for f in files})
     else:
         _recount(replica)
