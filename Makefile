@@ -12,10 +12,12 @@ TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/pan
 
 .PHONY: run test lint venv clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# The last step installs the project's own tools (pyproject.toml: the dq2 command, the pilot) in editable mode.
+$(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 venv: $(BIN)/.installed

@@ -142,18 +142,23 @@ def register_replicas(job):
 # --- Phases --------------------------------------------------------------------------------
 
 
-def prepare(args):
+def prepare(args, database_name):
     """Empty catalog, the sites with directory storage, and an operator's API token."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.core.management import call_command
     from django.db import connection
+    from psycopg2 import sql
     from rest_framework.authtoken.models import Token
 
     call_command("migrate", verbosity=0, interactive=False)
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE " + ", ".join(CATALOG_TABLES) + " RESTART IDENTITY")  # constant table names
     sites = fill.ensure_sites(args.sites)
+    # The setting docs/deploy.md recommends for SSD storage; new connections (gunicorn's) pick it up.
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("ALTER DATABASE {} SET random_page_cost = 1.1").format(sql.Identifier(database_name)))
+        cursor.execute("SET random_page_cost = 1.1")
     storage = Path(tempfile.gettempdir()) / "bench-catalog-storage"
     for site in sites:
         site.storage_endpoint = str(storage / site.name)
@@ -277,8 +282,8 @@ def main(argv=None):
     if "bench" not in database_name:
         sys.exit(f"refusing to use database {database_name!r}: its name lacks 'bench' (the catalog is emptied)")
     env.setup_django(args.database_url)
-    print(sysinfo.machine_lines(*_pg_info())[0])
-    site_names, token = prepare(args)
+    site_names, token = prepare(args, database_name)
+    print("\n".join(sysinfo.machine_lines(*_pg_info())))
     sizes = dataset_sizes(args.datasets, args.files)
     log_path = Path(tempfile.gettempdir()) / f"bench-catalog-gunicorn-{int(time.time())}.log"
     server = Gunicorn(args.workers, log_path).start()
@@ -294,12 +299,17 @@ def main(argv=None):
           f"{'met' if worst < TARGET_LISTING_MS else 'MISSED'} (slowest {worst:.1f} ms)")  # fmt: skip
 
 
+PG_SETTINGS = ["shared_buffers", "synchronous_commit", "random_page_cost", "max_parallel_workers_per_gather"]
+
+
 def _pg_info():
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT version()")
-        return cursor.fetchone()[0].split(" on ")[0], []
+        version = cursor.fetchone()[0].split(" on ")[0]
+        cursor.execute("SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name", [PG_SETTINGS])
+        return version, cursor.fetchall()
 
 
 if __name__ == "__main__":

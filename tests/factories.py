@@ -68,3 +68,12 @@ class JobFileFactory(factory.django.DjangoModelFactory):
     type = FileType.OUTPUT
     lfn = factory.Sequence(lambda n: f"file{n}.root")
     guid = factory.LazyFunction(lambda: str(uuid.uuid4()))
+
+
+def grant_role(user, role):
+    """Give a user a role. The role groups come from a data migration, which a transactional
+    test's flush removes; get_or_create keeps later tests independent of test order."""
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user

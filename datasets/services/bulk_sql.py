@@ -7,6 +7,7 @@ side to list building. The SQL text is constant and every value a bound paramete
 Other databases take the bulk_create path, with the same results.
 """
 
+import uuid
 from collections import namedtuple
 
 from django.db import connection
@@ -21,7 +22,7 @@ BATCH = 5000
 
 INSERT_FILES = """
 INSERT INTO datasets_file (lfn, guid, fsize, adler32, md5, events, origin_dataset_id, created_at)
-SELECT t.lfn, t.guid, t.fsize, t.adler32, t.md5, t.events, t.origin, now()
+SELECT t.lfn, coalesce(t.guid, gen_random_uuid()), t.fsize, t.adler32, t.md5, t.events, t.origin, now()
 FROM unnest(%s::text[], %s::uuid[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])
      AS t(lfn, guid, fsize, adler32, md5, events, origin)
 RETURNING id, lfn, fsize
@@ -44,25 +45,25 @@ def _postgres():
 
 
 def insert_files(files):
-    """Insert new files (dicts: lfn, guid, fsize, adler32, md5, events, origin_id); returns their FileRefs."""
+    """Insert new files (dicts: lfn, guid or None for a new one, fsize, adler32, md5, events, origin_id).
+
+    Returns their FileRefs.
+    """
     if not files:
         return []
     if not _postgres():
         return _insert_files_orm(files)
-    columns = ("lfn", "guid", "fsize", "adler32", "md5", "events", "origin_id")
+    columns = [[f[name] for f in files] for name in ("lfn", "fsize", "adler32", "md5", "events", "origin_id")]
+    guids = [str(f["guid"]) if f["guid"] else None for f in files]  # text, cast by the SQL
     with connection.cursor() as cursor:
-        cursor.execute(INSERT_FILES, [[_plain(f[name]) for f in files] for name in columns])
+        cursor.execute(INSERT_FILES, [columns[0], guids, *columns[1:]])
         return [FileRef(*row) for row in cursor.fetchall()]
-
-
-def _plain(value):
-    return str(value) if hasattr(value, "hex") else value  # UUIDs travel as text, cast by the SQL
 
 
 def _insert_files_orm(files):
     created = File.objects.bulk_create(
         [
-            File(lfn=f["lfn"], guid=f["guid"], fsize=f["fsize"], adler32=f["adler32"], md5=f["md5"],
+            File(lfn=f["lfn"], guid=f["guid"] or uuid.uuid4(), fsize=f["fsize"], adler32=f["adler32"], md5=f["md5"],
                  events=f["events"], origin_dataset_id=f["origin_id"])
             for f in files
         ],

@@ -61,11 +61,7 @@ def resolve_files(specs, *, origin_of, allow_repeats=False):
     existing = {f.lfn: f for f in File.objects.filter(lfn__in=list(by_lfn)).only("lfn", "fsize", "adler32", "guid")}
     for lfn, known in existing.items():
         _check_same_file(known, by_lfn[lfn])
-    new = [
-        {**spec, "guid": spec["guid"] or uuid.uuid4(), "origin_id": origin_of(lfn).pk}
-        for lfn, spec in by_lfn.items()
-        if lfn not in existing
-    ]
+    new = [{**spec, "origin_id": origin_of(lfn).pk} for lfn, spec in by_lfn.items() if lfn not in existing]
     return [FileRef(f.pk, f.lfn, f.fsize) for f in existing.values()] + insert_files(new)
 
 

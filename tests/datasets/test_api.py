@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -12,7 +11,7 @@ from datasets.services import replicas
 from datasets.tasks import purge_erased_datasets
 from pandamon.models import WorkerRun
 
-from ..factories import SiteFactory, UserFactory
+from ..factories import SiteFactory, UserFactory, grant_role
 
 pytestmark = pytest.mark.django_db
 AOD = "mc11.007216.singlepart_mu18.recon.AOD.v11000303"
@@ -32,7 +31,7 @@ def client_for(user):
 @pytest.fixture
 def operator(db):
     user = UserFactory(username="ddmop")
-    user.groups.add(Group.objects.get(name="data_operator"))
+    grant_role(user, "data_operator")
     return user
 
 

@@ -1,7 +1,6 @@
 import uuid
 
 import pytest
-from django.contrib.auth.models import Group
 
 from datasets import selectors
 from datasets.choices import DatasetKind, DatasetState
@@ -10,7 +9,7 @@ from datasets.naming import parse
 from datasets.services import catalog, containers, replicas
 from pandamon.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
-from ..factories import SiteFactory, UserFactory
+from ..factories import SiteFactory, UserFactory, grant_role
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +21,7 @@ def files(prefix, n, size=100):
 @pytest.fixture
 def operator(db):
     user = UserFactory(username="ddmop")
-    user.groups.add(Group.objects.get(name="data_operator"))
+    grant_role(user, "data_operator")
     return user
 
 

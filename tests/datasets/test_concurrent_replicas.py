@@ -3,13 +3,12 @@
 import threading
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 
 from datasets.models import DatasetReplica, FileReplica
 from datasets.services import catalog, replicas
 
-from ..factories import SiteFactory, UserFactory
+from ..factories import SiteFactory, UserFactory, grant_role
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 N_FILES = 400
@@ -20,7 +19,7 @@ def test_overlapping_concurrent_registrations_count_each_replica_once():
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers need PostgreSQL")
     operator = UserFactory(username="ddmop")
-    operator.groups.add(Group.objects.get(name="data_operator"))
+    grant_role(operator, "data_operator")
     SiteFactory(name="BNL", storage_endpoint="/se/bnl")
     SiteFactory(name="CERN", storage_endpoint="/se/cern")
     specs = [{"lfn": f"conc.{i:05d}.root", "fsize": 10 + i, "adler32": f"{i:08x}"} for i in range(N_FILES)]

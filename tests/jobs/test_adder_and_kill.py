@@ -1,11 +1,10 @@
 import pytest
-from django.contrib.auth.models import Group
 
 from jobs.choices import FileStatus, FileType, JobStatus
 from jobs.models import Job, JobFile, JobReport
 from jobs.services import adder
 
-from ..factories import JobFactory, JobFileFactory, UserFactory
+from ..factories import JobFactory, JobFileFactory, UserFactory, grant_role
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +88,7 @@ def test_shifters_may_kill_any_job_and_unknown_ids_are_404(api, user):
     theirs = JobFactory(owner=UserFactory(username="bob"), status=JobStatus.DEFINED)
     assert api.post("/api/v1/jobs/kill/", {"pandaids": [theirs.pk, 999999]}, format="json").status_code == 404
     assert Job.objects.get(pk=theirs.pk).status == JobStatus.DEFINED
-    user.groups.add(Group.objects.get(name="shifter"))
+    grant_role(user, "shifter")
     assert api.post("/api/v1/jobs/kill/", {"pandaids": [theirs.pk]}, format="json").status_code == 200
     assert Job.objects.get(pk=theirs.pk).status == JobStatus.CANCELLED
 

@@ -1,9 +1,10 @@
 import pytest
-from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from jobs.choices import FileType, JobStatus
 from jobs.models import Job, JobFile, JobStatusLog
+
+from ..factories import grant_role
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +83,7 @@ def test_production_jobs_need_the_production_manager_role(api, user):
     response = api.post("/api/v1/jobs/", [spec(prod_source_label="managed")], format="json")
     assert response.status_code == 403
     assert "production_manager" in response.json()["error"]
-    user.groups.add(Group.objects.get(name="production_manager"))
+    grant_role(user, "production_manager")
     assert api.post("/api/v1/jobs/", [spec(prod_source_label="managed")], format="json").status_code == 201
 
 
