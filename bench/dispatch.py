@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make `bench` importable
@@ -34,7 +35,11 @@ def parse_args(argv=None):
     parser.add_argument("--sites", type=int, default=50)
     parser.add_argument("--pilots", type=int, default=32, help="concurrent pilots (threads)")
     parser.add_argument("--load-processes", type=int, default=sysinfo.cores(), help="processes the pilots run in")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each measurement")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per mode (over all rounds)")
+    parser.add_argument(
+        "--rounds", type=int, default=4,
+        help="interleave the modes in this many rounds, so a drift in the machine's speed hits every mode alike",
+    )  # fmt: skip
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load per mode before measuring")
     parser.add_argument("--workers", type=int, default=2 * sysinfo.cores(), help="gunicorn sync workers")
     parser.add_argument("--modes", default="full1,bare1,full10,bare10", help=f"comma list of {', '.join(load.MODES)}")
@@ -123,8 +128,9 @@ def measure(server, mode, sites, args, seconds, label=""):
         "jobs": len(stats.pandaids),
         "jobs_s": len(stats.pandaids) / wall,
         "requests_s": stats.requests / wall,
-        "p50": 1000 * percentile(stats.latencies, 0.50),
-        "p95": 1000 * percentile(stats.latencies, 0.95),
+        "wall": wall,
+        "latencies": stats.latencies,
+        "requests": stats.requests,
         "errors": stats.errors,
         "empty": stats.empty,
         "duplicates": len(stats.pandaids) - unique,
@@ -168,6 +174,9 @@ def print_targets(rows):
     if "full1" in by_key and "bare1" in by_key:
         _verdict("full getJob / bare, 1 job per call", by_key["full1"]["jobs_s"] / by_key["bare1"]["jobs_s"],
                  TARGET_FULL_VS_BARE, "")  # fmt: skip
+        rounds = [full / bare for full, bare in zip(by_key["full1"]["round_jobs_s"], by_key["bare1"]["round_jobs_s"],
+                                                    strict=True)]  # fmt: skip
+        print(f"  per round: {', '.join(f'{ratio:.2f}' for ratio in rounds)}")
     if "full10" in by_key and "bare10" in by_key:
         print(f"full getJob / bare, 10 jobs per call: {by_key['full10']['jobs_s'] / by_key['bare10']['jobs_s']:.2f}")
     if "full10" in by_key and "full1" in by_key:
@@ -194,7 +203,7 @@ def print_parameters(args, database_name):
     for line in sysinfo.machine_lines(version, settings):
         print(line)
     print(f"parameters: database={database_name} jobs={args.jobs:,} activated={args.activated:,} sites={args.sites} "
-          f"pilots={args.pilots} in {args.load_processes} processes, seconds={args.seconds:g} "
+          f"pilots={args.pilots} in {args.load_processes} processes, seconds={args.seconds:g} in {args.rounds} rounds "
           f"(warm-up {args.warmup:g}), gunicorn sync workers={args.workers}, CONN_MAX_AGE=600, DEBUG off")  # fmt: skip
     print(f"getJob dispatch path: {dispatch_path()} (PANDA_DISPATCH_SINGLE_STATEMENT=0 selects the ORM path)")
 
@@ -206,11 +215,47 @@ def run_modes(server, sites, args, modes):
         for mode in modes:
             row = measure(server, mode, sites, args, args.warmup)
             print(f"  warm-up {mode.key}: {row['jobs_s']:.0f} jobs/s, {row['errors']} errors")
-    rows = []
-    for mode in modes:
-        rows.append(measure(server, mode, sites, args, args.seconds, f"measuring {mode.label} for {args.seconds:g} s"))
+    per_mode = {mode.key: [] for mode in modes}
+    slice_s = args.seconds / args.rounds
+    for number in range(args.rounds):
+        # Alternate the order too: a mode measured right after a reset (VACUUM) in one round comes last in the next.
+        ordered = modes if number % 2 == 0 else modes[::-1]
+        print(f"round {number + 1}/{args.rounds}: {slice_s:g} s per mode")
+        for mode in ordered:
+            row = measure(server, mode, sites, args, slice_s, f"  measuring {mode.label}")
+            per_mode[mode.key].append(row)
+        print_round_ratios({key: rows[-1] for key, rows in per_mode.items()})
     reset(sites)  # leave the data as the fill made it, ready for --reuse
-    return rows
+    return [merge(per_mode[mode.key]) for mode in modes]
+
+
+def print_round_ratios(last):
+    if "full1" in last and "bare1" in last:
+        print(f"  this round: full/bare 1 job per call {last['full1']['jobs_s'] / last['bare1']['jobs_s']:.2f}")
+
+
+def merge(rows):
+    """One mode's rounds as one measurement: totals over the summed time, CPU weighted by time."""
+    wall = sum(row["wall"] for row in rows)
+    latencies = [value for row in rows for value in row["latencies"]]
+    cpu = {key: sum(row["cpu"][key] * row["wall"] for row in rows) / wall for key in rows[0]["cpu"]}
+    empty_sites = sum((row["empty_sites"] for row in rows), Counter())
+    return {
+        "mode": rows[0]["mode"],
+        "jobs": sum(row["jobs"] for row in rows),
+        "jobs_s": sum(row["jobs"] for row in rows) / wall,
+        "requests_s": sum(row["requests"] for row in rows) / wall,
+        "p50": 1000 * percentile(latencies, 0.50),
+        "p95": 1000 * percentile(latencies, 0.95),
+        "errors": sum(row["errors"] for row in rows),
+        "empty": sum(row["empty"] for row in rows),
+        "duplicates": sum(row["duplicates"] for row in rows),
+        "lost": sum(row["lost"] for row in rows),
+        "cpu": cpu,
+        "error_samples": [sample for row in rows for sample in row["error_samples"]][:5],
+        "empty_sites": empty_sites,
+        "round_jobs_s": [row["jobs_s"] for row in rows],
+    }
 
 
 def main(argv=None):

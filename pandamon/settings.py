@@ -202,8 +202,12 @@ PANDA = {
     "DISPATCH_SINGLE_STATEMENT": env_bool("PANDA_DISPATCH_SINGLE_STATEMENT", True),
     # Pilot credentials and site flags are cached per process to keep getJob cheap.
     "PILOT_AUTH_CACHE_SECONDS": int(os.environ.get("PANDA_PILOT_AUTH_CACHE_SECONDS", 30)),
-    # A site's count of sent/starting/running jobs, checked against max_running_jobs by getJob.
-    "RUNNING_COUNT_CACHE_SECONDS": int(os.environ.get("PANDA_RUNNING_COUNT_CACHE_SECONDS", 5)),
+    # A site's count of sent/starting/running jobs, checked against max_running_jobs by getJob, is
+    # cached per web process for this long (PanDA's dispatcher also works from periodically refreshed
+    # site statistics). Counting a busy site costs a few ms; done every 5 s per site and process it
+    # was ~10 % of getJob's cost in bench/dispatch.py. A site may overshoot its limit by what is
+    # dispatched in this time: the limit is a safety valve, the pilot factory keeps sites at size.
+    "RUNNING_COUNT_CACHE_SECONDS": int(os.environ.get("PANDA_RUNNING_COUNT_CACHE_SECONDS", 30)),
     # Pilot contact counters are summed per web process and written at most this often (sites/contacts.py).
     "PILOT_CONTACT_FLUSH_SECONDS": float(os.environ.get("PANDA_PILOT_CONTACT_FLUSH_SECONDS", 2)),
     "MAX_JOBS_PER_SUBMISSION": int(os.environ.get("PANDA_MAX_JOBS_PER_SUBMISSION", 10000)),
