@@ -17,6 +17,7 @@ from pandamon import roles
 from pandamon.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sites.models import Site
 
+from ..choices import DatasetKind
 from ..models import Claim, Dataset, DatasetFile, DatasetReplica, File, FileReplica
 from .access import check_may_write
 from .bulk_sql import FileRef, insert_file_replicas
@@ -119,6 +120,8 @@ def register_dataset_location(*, user, name, site_name, complete):
     """registerDatasetLocations: the site holds the dataset; `complete` registers every file there too."""
     dataset = _dataset(name)
     check_may_write(user, name)
+    if dataset.kind == DatasetKind.DATABLOCK and not complete:
+        raise InvalidInput(f"{name} is a datablock: a site holds all of it or none, so register it complete")
     site = _locked_site(site_name)
     replica, _ = DatasetReplica.objects.get_or_create(dataset=dataset, site=site)
     if complete:

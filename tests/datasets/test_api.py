@@ -263,3 +263,11 @@ def test_the_openapi_schema_documents_the_catalog():
     for path in ("/api/v1/datasets/", "/api/v1/datasets/{name}/files/", "/api/v1/replicas/lookup/",
                  "/api/v1/replicas/datasets/", "/api/v1/containers/{name}/members/", "/api/v1/files/{lfn}/"):  # fmt: skip
         assert path in schema["paths"], path
+
+
+def test_a_datablock_is_located_whole_or_not_at_all(ops, storage_site):
+    register(ops, {"name": "mc11.block", "kind": "datablock", "files": files("blk", 3)})
+    partial = ops.post("/api/v1/datasets/mc11.block/replicas/", {"site": "CERN-PROD"}, format="json")
+    assert partial.status_code == 400 and "all of it or none" in partial.json()["error"]
+    whole = ops.post("/api/v1/datasets/mc11.block/replicas/", {"site": "CERN-PROD", "complete": True}, format="json")
+    assert whole.status_code == 201 and whole.json()["complete"] is True
