@@ -1,15 +1,12 @@
 """Checksums as the catalog spells them: adler32 as 8 lowercase hex digits, md5 as hex."""
 
-import hashlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-CHUNK_SIZE = 1024 * 1024
-
-
-def format_adler32(value: int) -> str:
-    return f"{value & 0xFFFFFFFF:08x}"
+# The pilot is standard library only and ships in the same distribution: one adler32 for both.
+from pilot.files import CHUNK_SIZE, format_adler32
+from pilot.files import Digest as PilotDigest
 
 
 def normalize_adler32(value: str) -> str:
@@ -17,19 +14,8 @@ def normalize_adler32(value: str) -> str:
     return str(value or "").strip().lower().removeprefix("ad:")
 
 
-class Digest:
-    """Running size, adler32 and (on request) md5 over streamed chunks."""
-
-    def __init__(self, with_md5: bool = False):
-        self._adler = 1  # adler32's defined starting value
-        self._md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
-        self.size = 0
-
-    def update(self, chunk: bytes) -> None:
-        self._adler = zlib.adler32(chunk, self._adler)
-        if self._md5 is not None:
-            self._md5.update(chunk)
-        self.size += len(chunk)
+class Digest(PilotDigest):
+    """The pilot's running size/adler32/md5 digest, plus feeding it a file's first bytes (to resume)."""
 
     def update_from_file(self, path: Path, limit: int | None = None) -> None:
         """Feed the first `limit` bytes of a file (all of it when None)."""
@@ -44,12 +30,8 @@ class Digest:
                     remaining -= len(chunk)
 
     @property
-    def adler32(self) -> str:
-        return format_adler32(self._adler)
-
-    @property
     def md5(self) -> str:
-        return self._md5.hexdigest() if self._md5 is not None else ""
+        return super().md5 or ""  # the catalog's spelling of "no md5"
 
 
 @dataclass(frozen=True)

@@ -301,15 +301,15 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["get", "post"])
     def replicas(self, request, name=None):
         """GET listDatasetReplicas (sites and completeness); POST registerDatasetLocations."""
-        dataset = self.get_object()
         if request.method == "POST":
             location = _valid(LocationSerializer, request.data)
             replica = replicas.register_dataset_location(
                 user=request.user, name=name, site_name=location["site"], complete=location["complete"]
             )
-            row = selectors.dataset_replica_rows(type(replica).objects.filter(pk=replica.pk)).get()
+            row = selectors.dataset_replica_rows(DatasetReplica.objects.filter(pk=replica.pk)).get()
             return Response(replica_out(row), status=status.HTTP_201_CREATED)
-        rows = selectors.dataset_replica_rows(selectors.dataset_replicas(dataset=dataset)).order_by("site_name")
+        dataset_replicas = selectors.dataset_replicas(dataset=self.get_object())
+        rows = selectors.dataset_replica_rows(dataset_replicas).order_by("site_name")
         return Response({"results": [replica_out(row) for row in rows]})
 
     @extend_schema(request=None, responses={200: dict})

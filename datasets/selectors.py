@@ -109,14 +109,6 @@ def file_replica_rows(*, lfns):
     )
 
 
-def file_replicas(*, lfns):
-    return (
-        FileReplica.objects.filter(file__lfn__in=lfns)
-        .select_related("file", "site")
-        .order_by("file__lfn", "site__name")
-    )
-
-
 def container_members(*, container):
     return Dataset.objects.filter(
         pk__in=ContainerMember.objects.filter(container=container).values("member_id")

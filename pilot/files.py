@@ -14,7 +14,7 @@ def format_adler32(value: int) -> str:
     return f"{value & 0xFFFFFFFF:08x}"
 
 
-class _Digest:
+class Digest:
     """Running adler32 (always) and md5 (on request) over streamed chunks."""
 
     def __init__(self, with_md5: bool = False):
@@ -45,7 +45,7 @@ class FileFacts:
 
 
 def file_facts(path: str, with_md5: bool = False) -> FileFacts:
-    digest = _Digest(with_md5)
+    digest = Digest(with_md5)
     with open(path, "rb") as source:
         while chunk := source.read(CHUNK_SIZE):
             digest.update(chunk)
@@ -62,7 +62,7 @@ def copy_with_facts(source_path: str, destination_path: str, with_md5: bool = Fa
     Writes to a temporary name and renames at the end, so a crash never
     leaves a half-written file under the real name.
     """
-    digest = _Digest(with_md5)
+    digest = Digest(with_md5)
     partial_path = f"{destination_path}.part-{uuid.uuid4().hex[:8]}"
     try:
         with open(source_path, "rb") as source, open(partial_path, "wb") as target:

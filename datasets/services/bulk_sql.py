@@ -11,7 +11,6 @@ import uuid
 from collections import namedtuple
 
 from django.db import connection
-from django.utils import timezone
 
 from ..choices import ReplicaState
 from ..models import DatasetFile, File, FileReplica
@@ -107,9 +106,8 @@ def _insert_file_replicas_orm(site, pfn_by_file_id):
         FileReplica.objects.filter(site=site, file_id__in=list(pfn_by_file_id)).values_list("file_id", flat=True)
     )
     new = [file_id for file_id in pfn_by_file_id if file_id not in present]
-    now = timezone.now()
     FileReplica.objects.bulk_create(
-        [FileReplica(file_id=i, site=site, pfn=pfn_by_file_id[i][:1000], created_at=now) for i in new],
+        [FileReplica(file_id=i, site=site, pfn=pfn_by_file_id[i][:1000]) for i in new],
         batch_size=BATCH,
     )
     return new

@@ -27,7 +27,6 @@ MAX_DATASETS_PER_CALL = 10_000
 MAX_FILES_PER_CALL = 200_000
 
 
-@transaction.atomic
 def register_new_dataset(*, user, name, kind=DatasetKind.DATASET, files=()):
     """registerNewDataset: a new dataset (version 1, open) with optional files.
 
