@@ -45,11 +45,13 @@ def job_attempts(*, job):
     return previous, following
 
 
-def job_counts_by_site_and_status(*, statuses=None):
-    """{site_id: {status: n}} over all jobs (or the given states), counted in SQL."""
+def job_counts_by_site_and_status(*, statuses=None, site_ids=None):
+    """{site_id: {status: n}} over all jobs (or the given states and sites), counted in SQL."""
     queryset = Job.objects.exclude(computing_site=None)
     if statuses:
         queryset = queryset.filter(status__in=statuses)
+    if site_ids is not None:
+        queryset = queryset.filter(computing_site_id__in=site_ids)
     rows = queryset.values_list("computing_site_id", "status").annotate(n=Count("pandaid")).order_by()
     counts = {}
     for site_id, status, n in rows:

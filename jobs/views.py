@@ -1,63 +1,68 @@
 """Portal pages for jobs (each with its JSON twin)."""
 
-from datetime import timedelta
-
-from django.db.models import Count
 from django.utils import timezone
 
-from pandamon.errors import InvalidInput, ServiceError
-from pandamon.pages import error_page, render_page
+from pandamon.errors import ServiceError
+from pandamon.pages import error_page, list_page, render_page
 
 from . import errorcodes, selectors
 from .choices import JobStatus
+from .filters import JobFilterSet
+from .models import Job
 
-PAGE_SIZE = 100
-DEFAULT_HOURS = 12
-LIST_COLUMNS = ("pandaid", "job_name", "status", "computing_site__name", "prod_source_label", "prod_user_name",
-                "current_priority", "attempt_nr", "creation_time", "modification_time")  # fmt: skip
+ERROR_COLUMNS = (
+    ("pilot", "pilot_error_code", "pilot_error_diag"),
+    ("exe", "exe_error_code", "exe_error_diag"),
+    ("job_dispatcher", "job_dispatcher_error_code", "job_dispatcher_error_diag"),
+    ("ddm", "ddm_error_code", "ddm_error_diag"),
+    ("brokerage", "brokerage_error_code", "brokerage_error_diag"),
+    ("task_buffer", "task_buffer_error_code", "task_buffer_error_diag"),
+)
+LIST_COLUMNS = ("pandaid", "job_name", "status", "computing_site__name", "cloud", "prod_source_label",
+                "prod_user_name", "task_id", "current_priority", "attempt_nr", "core_count", "creation_time",
+                "start_time", "end_time", "state_change_time", "modification_time",
+                *(column for _, code, diag in ERROR_COLUMNS for column in (code, diag)))  # fmt: skip
+QUICK_LINKS = {
+    "types": ("analysis", "production", "test"),
+    "states": (JobStatus.DEFINED, JobStatus.ASSIGNED, JobStatus.WAITING, JobStatus.ACTIVATED, JobStatus.SENT,
+               JobStatus.RUNNING, JobStatus.HOLDING, JobStatus.TRANSFERRING, JobStatus.FINISHED, JobStatus.FAILED,
+               JobStatus.CANCELLED),
+}  # fmt: skip
 
 
 def job_list(request):
-    try:
-        jobs, window = _windowed(request)
-        before = _int_param(request, "before")
-    except ServiceError as error:
-        return error_page(request, error)
-    status_counts = dict(jobs.order_by().values_list("status").annotate(n=Count("pandaid")))
-    page = jobs.filter(pandaid__lt=before) if before else jobs
-    rows = list(page.values(*LIST_COLUMNS)[: PAGE_SIZE + 1])
-    next_before = rows[PAGE_SIZE - 1]["pandaid"] if len(rows) > PAGE_SIZE else None
-    rows = rows[:PAGE_SIZE]
-    filters = {key: value for key, value in request.GET.items() if key not in ("json", "before")}
-    data = {
-        "meta": {"filters": filters, "window_hours": window, "total": sum(status_counts.values()), "next": next_before},
-        "facets": {"status": status_counts},
-        "rows": rows,
-    }
-    context = {"data": data, "rows": rows, "status_counts": _ordered_counts(status_counts), "states": JobStatus}
-    return render_page(request, "jobs/job_list.html", context, json_data=data)
+    return list_page(
+        request,
+        "jobs/job_list.html",
+        filterset_class=JobFilterSet,
+        queryset=Job.objects.all(),
+        columns=LIST_COLUMNS,
+        decorate=_with_timings_and_error,
+        context={"noun": "job", "quick": QUICK_LINKS, "states": JobStatus},
+    )
 
 
-def _windowed(request):
-    hours = _int_param(request, "hours") or DEFAULT_HOURS
-    if not 1 <= hours <= 24 * 365:
-        raise InvalidInput("hours must be between 1 and 8760")
-    jobs = selectors.job_list(params=request.GET)
-    return jobs.filter(modification_time__gte=timezone.now() - timedelta(hours=hours)), hours
+def _with_timings_and_error(rows):
+    """Each row gains wait (creation -> start), duration (start -> end, or so far) and its first error."""
+    now = timezone.now()
+    for row in rows:
+        start, end = row["start_time"], row["end_time"]
+        row["wait_s"] = _seconds(start - row["creation_time"]) if start else None
+        row["duration_s"] = _seconds((end or now) - start) if start else None
+        row["error"] = _first_error(row)
+    return rows
 
 
-def _int_param(request, name):
-    raw = request.GET.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer, got {raw[:40]!r}") from None
+def _seconds(delta):
+    return round(delta.total_seconds())
 
 
-def _ordered_counts(counts):
-    return [(status, label, counts[status]) for status, label in JobStatus.choices if status in counts]
+def _first_error(row):
+    for component, code, diag in ERROR_COLUMNS:
+        if row[code] or row[diag]:
+            return {"component": component, "code": row[code], "diag": row[diag],
+                    "meaning": errorcodes.describe(component, row[code])}  # fmt: skip
+    return None
 
 
 def job_detail(request, pandaid):

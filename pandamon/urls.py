@@ -20,8 +20,10 @@ router.register("replicas", ReplicaViewSet, basename="replica")
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("search/", views.search, name="search"),
     path("", include("jobs.urls")),
-    path("sites/", views.site_list, name="sites-page"),
+    path("", include("datasets.urls")),
+    path("", include("pandamon.site_urls")),
     path("workers/", views.worker_runs, name="worker-runs"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),

@@ -1,19 +1,20 @@
-"""Cross-app pages: the home dashboard, the site list (sites with their jobs) and worker runs.
+"""Cross-app pages: the home dashboard and worker runs.
 
 They live here, at the top of the dependency order, because they combine apps."""
 
+from dataclasses import asdict
 from datetime import timedelta
 
 from django.db.models import Count
+from django.shortcuts import redirect
 from django.utils import timezone
 
 from jobs.choices import JobStatus
 from jobs.models import Job
-from jobs.selectors import job_counts_by_site_and_status
-from sites.selectors import site_list as select_sites
 
 from .models import WorkerRun
-from .pages import render_page
+from .pages import render_page, wants_json
+from .search import resolve, tried
 
 RECENT_HOURS = 12
 
@@ -45,24 +46,15 @@ def worker_runs(request):
     return render_page(request, "worker_runs.html", {"runs": runs}, json_data={"rows": runs})
 
 
-SITE_SHOWN_STATES = (JobStatus.DEFINED, JobStatus.ACTIVATED, JobStatus.SENT, JobStatus.STARTING, JobStatus.RUNNING,
-                JobStatus.HOLDING, JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED)  # fmt: skip
-
-
-def site_list(request):
-    counts = job_counts_by_site_and_status(statuses=SITE_SHOWN_STATES)
-    sites = list(select_sites())
-    rows = []
-    for site in sites:
-        activity = getattr(site, "pilot_activity", None)
-        site_counts = counts.get(site.pk, {})
-        rows.append(
-            {
-                "name": site.name, "cloud": site.cloud.name, "tier": site.tier, "status": site.status,
-                "max_memory_mb": site.max_memory_mb, "cores": site.cores, "max_running_jobs": site.max_running_jobs,
-                "last_pilot_contact": activity.last_contact_at if activity else None,
-                "jobs": {state: site_counts.get(state, 0) for state in SITE_SHOWN_STATES},
-            }
-        )  # fmt: skip
-    data = {"meta": {"total": len(rows)}, "rows": rows}
-    return render_page(request, "sites/site_list.html", {"rows": rows, "states": SITE_SHOWN_STATES}, json_data=data)
+def search(request):
+    """Redirect to the page the query names; otherwise a 404 page saying what was tried."""
+    query = request.GET.get("q", "").strip()
+    if not query:
+        return render_page(request, "search.html", {"query": ""}, json_data={"query": "", "hit": None}, status=400)
+    hit = resolve(query)
+    if hit and hit.url:
+        if wants_json(request):
+            return render_page(request, "", {}, json_data={"query": query, "hit": asdict(hit)})
+        return redirect(hit.url)
+    data = {"query": query, "hit": None, "tried": tried(query)}
+    return render_page(request, "search.html", {**data}, json_data=data, status=404)

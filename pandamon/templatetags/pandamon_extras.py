@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django import template
 
 register = template.Library()
@@ -29,3 +31,51 @@ def duration(value):
         return f"{hours} h {minutes} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, name, value):
+    """This page's query string with `name=value` set (and the page cursor dropped): a facet link."""
+    params = context["request"].GET.copy()
+    params.pop("after", None)
+    params.pop("json", None)
+    params[name] = value
+    return "?" + params.urlencode()
+
+
+@register.simple_tag(takes_context=True)
+def query_without(context, *names):
+    """This page's query string without `names`: the link that removes a filter chip."""
+    params = context["request"].GET.copy()
+    for name in ("after", "json", *names):
+        params.pop(name, None)
+    return "?" + params.urlencode()
+
+
+@register.filter
+def pct(part, whole):
+    """part/whole as a whole percentage ('' when whole is 0)."""
+    if not whole:
+        return ""
+    return f"{100 * (part or 0) / whole:.0f}"
+
+
+@register.filter
+def make_list_of_ints(text):
+    return [int(part) for part in text.split()]
+
+
+@register.filter
+def hours_label(hours):
+    hours = int(hours)
+    if hours % 24 == 0 and hours >= 48:
+        return f"{hours // 24} days"
+    return f"{hours} h"
+
+
+@register.filter
+def seconds(value):
+    """A number of seconds as a short duration ('' for None)."""
+    if value is None:
+        return ""
+    return duration(timedelta(seconds=value))

@@ -108,10 +108,14 @@ def test_job_read_endpoints_filter_and_show_details(api, site):
     pandaids = api.post(
         "/api/v1/jobs/", [spec(job_name="x"), spec(job_name="y", computing_site="BNL")], format="json"
     ).json()["pandaids"]
-    listing = api.get("/api/v1/jobs/", {"job_name": "y"}).json()
+    listing = api.get("/api/v1/jobs/", {"jobname": "y"}).json()
     assert [row["pandaid"] for row in listing["results"]] == [pandaids[1]]
     detail = api.get(f"/api/v1/jobs/{pandaids[0]}/").json()
     assert detail["status_log"][0]["new_status"] in ("defined", "activated")
     assert {f["type"] for f in detail["files"]} == {"log"}
-    assert api.get("/api/v1/jobs/?status=nonsense").status_code == 400
+    assert api.get("/api/v1/jobs/", {"computingsite": "BNL"}).json()["results"][0]["pandaid"] == pandaids[1]
+    for bad in ({"jobstatus": "nonsense"}, {"job_name": "y"}, {"hours": "-1"}):
+        response = api.get("/api/v1/jobs/", bad)
+        assert response.status_code == 400, bad
+        assert response.json()["error"].startswith("invalid input:")
     assert api.get("/api/v1/jobs/123456789/").status_code == 404

@@ -37,14 +37,17 @@ def test_pages_render_with_data_and_have_a_json_twin(grid_with_jobs, url):
     assert client.get(url).status_code == 200
     twin = client.get(url, {"json": ""})
     assert twin.status_code == 200 and twin["Content-Type"] == "application/json"
-    assert client.get(url, HTTP_ACCEPT="application/json").json() == twin.json()
+    by_header = client.get(url, HTTP_ACCEPT="application/json").json()
+    for data in (by_header, twin.json()):  # the window's edge moves with the clock
+        (data.get("meta") or {}).pop("window", None)
+    assert by_header == twin.json()
 
 
 def test_job_list_counts_states_over_the_whole_selection(grid_with_jobs):
     data = Client().get("/jobs/", {"json": ""}).json()
-    assert data["facets"]["status"] == {"running": 1, "failed": 1, "defined": 3}
+    assert {f["value"]: f["count"] for f in data["facets"]["jobstatus"]} == {"running": 1, "failed": 1, "defined": 3}
     assert data["meta"]["total"] == 5
-    filtered = Client().get("/jobs/", {"json": "", "status": "failed", "computing_site": "BNL"}).json()
+    filtered = Client().get("/jobs/", {"json": "", "jobstatus": "failed", "computingsite": "BNL"}).json()
     assert [row["status"] for row in filtered["rows"]] == ["failed"]
 
 
@@ -63,8 +66,8 @@ def test_job_page_explains_errors_and_shows_history(grid_with_jobs):
 
 def test_bad_page_parameters_get_a_400_with_a_message():
     for params, message in [
-        ({"hours": "x"}, "hours must be an integer"),
-        ({"status": "bogus"}, "invalid filter: status"),
+        ({"hours": "x"}, "hours must be a number"),
+        ({"jobstatus": "bogus"}, "invalid filter: jobstatus"),
     ]:
         response = Client().get("/jobs/", {**params, "json": ""})
         assert response.status_code == 400 and message in response.json()["error"]

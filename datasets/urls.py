@@ -1,0 +1,3 @@
+"""Dataset browser pages."""
+
+urlpatterns = []
