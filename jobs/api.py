@@ -2,7 +2,6 @@
 
 import re
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -10,7 +9,6 @@ from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnl
 from rest_framework.response import Response
 
 from pandamon.api import KeysetPagination
-from pandamon.errors import PermissionDenied
 
 from . import selectors
 from .filters import JobFilterSet
@@ -159,9 +157,5 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
     def retry(self, request, pandaid=None):
         """Create the next attempt of a failed, cancelled or closed job (owner or admin)."""
-        with transaction.atomic():
-            job = Job.objects.select_for_update().get(pandaid=selectors.job_detail(pandaid=pandaid).pandaid)
-            if not kill.may_kill(request.user, job):
-                raise PermissionDenied(f"only the owner of job {job.pandaid} or an admin may retry it")
-            new = retry.retry_job(job, actor=request.user.username)
+        new = retry.retry_for_user(user=request.user, pandaid=int(pandaid))
         return Response(JobSerializer(new).data, status=status.HTTP_201_CREATED)

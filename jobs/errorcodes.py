@@ -45,3 +45,24 @@ def describe(component, code):
     if not code:
         return ""
     return COMPONENTS.get(component, {}).get(code, "")
+
+
+# The error columns of a job, in the order the first error of a row is looked for.
+ERROR_COLUMNS = (
+    ("pilot", "pilot_error_code", "pilot_error_diag"),
+    ("exe", "exe_error_code", "exe_error_diag"),
+    ("job_dispatcher", "job_dispatcher_error_code", "job_dispatcher_error_diag"),
+    ("ddm", "ddm_error_code", "ddm_error_diag"),
+    ("brokerage", "brokerage_error_code", "brokerage_error_diag"),
+    ("task_buffer", "task_buffer_error_code", "task_buffer_error_diag"),
+)
+ROW_COLUMNS = tuple(column for _, code, diag in ERROR_COLUMNS for column in (code, diag))
+
+
+def first_error(row):
+    """The first component that reported an error in a `.values()` row of a job, with its meaning."""
+    for component, code, diag in ERROR_COLUMNS:
+        if row.get(code) or row.get(diag):
+            return {"component": component, "code": row.get(code), "diag": row.get(diag),
+                    "meaning": describe(component, row.get(code))}  # fmt: skip
+    return None

@@ -2,10 +2,13 @@
 
 from django.db.models import Count
 
+from datasets.models import FileReplica
 from pandamon.errors import InvalidInput, NotFound
 
+from . import errorcodes
+from .choices import FINAL_STATES, JobStatus
 from .filters import JobFilterSet
-from .models import Job, JobFile, JobStatusLog
+from .models import Job, JobFile, JobReport, JobStatusLog
 
 
 def job_list(*, params=None):
@@ -38,6 +41,20 @@ def job_history(*, job):
     return JobStatusLog.objects.filter(job=job).order_by("changed_at", "id")
 
 
+def file_replica_sites(*, lfns):
+    """{lfn: [(site name, replica state), ...]} for the catalog files among `lfns` (one query)."""
+    sites = {}
+    rows = FileReplica.objects.filter(file__lfn__in=list(lfns)).values_list("file__lfn", "site__name", "state")
+    for lfn, site, replica_state in rows.order_by("file__lfn", "site__name"):
+        sites.setdefault(lfn, []).append((site, replica_state))
+    return sites
+
+
+def pilot_log(*, job):
+    """The pilot's log text from its final report ('' when it sent none)."""
+    return JobReport.objects.filter(job=job).values_list("pilot_log", flat=True).first() or ""
+
+
 def job_attempts(*, job):
     """The previous attempt (if any) and the next ones of this job."""
     previous = Job.objects.filter(pandaid=job.parent_id).only("pandaid", "status").first() if job.parent_id else None
@@ -57,3 +74,28 @@ def job_counts_by_site_and_status(*, statuses=None, site_ids=None):
     for site_id, status, n in rows:
         counts.setdefault(site_id, {})[status] = n
     return counts
+
+
+def live_and_recent_counts(*, since):
+    """{(site_id, cloud): {status: n}}: jobs in a live state whatever their age (an activated job
+    waiting for two days is exactly what a shifter must see), jobs in a final state modified since
+    `since`. Two GROUP BYs; the first is served by the (status, site, modification_time) index."""
+    live = Job.objects.exclude(status__in=FINAL_STATES)
+    recent = Job.objects.filter(status__in=FINAL_STATES, modification_time__gte=since)
+    counts = {}
+    for queryset in (live, recent):
+        grouped = queryset.values_list("computing_site_id", "cloud", "status").annotate(n=Count("pandaid"))
+        for site_id, cloud, status, n in grouped.order_by():
+            cell = counts.setdefault((site_id, cloud), {})
+            cell[status] = cell.get(status, 0) + n
+    return counts
+
+
+def recent_failures(*, since, limit):
+    """The latest failed jobs with the columns that explain them (newest first)."""
+    return (
+        Job.objects.filter(status=JobStatus.FAILED, modification_time__gte=since)
+        .order_by("-modification_time")
+        .values("pandaid", "job_name", "computing_site__name", "prod_user_name", "modification_time",
+                *errorcodes.ROW_COLUMNS)[:limit]
+    )  # fmt: skip

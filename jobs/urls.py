@@ -5,4 +5,6 @@ from . import views
 urlpatterns = [
     path("jobs/", views.job_list, name="jobs-page"),
     path("jobs/<int:pandaid>/", views.job_detail, name="job-page"),
+    path("jobs/<int:pandaid>/kill/", views.job_kill, name="job-kill"),
+    path("jobs/<int:pandaid>/retry/", views.job_retry, name="job-retry"),
 ]

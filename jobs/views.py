@@ -1,27 +1,21 @@
 """Portal pages for jobs (each with its JSON twin)."""
 
+from django.shortcuts import redirect
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
-from pandamon.errors import ServiceError
+from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.pages import error_page, list_page, render_page
 
 from . import errorcodes, selectors
-from .choices import JobStatus
+from .choices import FINAL_STATES, JobStatus
 from .filters import JobFilterSet
 from .models import Job
+from .services import kill, retry
 
-ERROR_COLUMNS = (
-    ("pilot", "pilot_error_code", "pilot_error_diag"),
-    ("exe", "exe_error_code", "exe_error_diag"),
-    ("job_dispatcher", "job_dispatcher_error_code", "job_dispatcher_error_diag"),
-    ("ddm", "ddm_error_code", "ddm_error_diag"),
-    ("brokerage", "brokerage_error_code", "brokerage_error_diag"),
-    ("task_buffer", "task_buffer_error_code", "task_buffer_error_diag"),
-)
 LIST_COLUMNS = ("pandaid", "job_name", "status", "computing_site__name", "cloud", "prod_source_label",
                 "prod_user_name", "task_id", "current_priority", "attempt_nr", "core_count", "creation_time",
-                "start_time", "end_time", "state_change_time", "modification_time",
-                *(column for _, code, diag in ERROR_COLUMNS for column in (code, diag)))  # fmt: skip
+                "start_time", "end_time", "state_change_time", "modification_time", *errorcodes.ROW_COLUMNS)  # fmt: skip
 QUICK_LINKS = {
     "types": ("analysis", "production", "test"),
     "states": (JobStatus.DEFINED, JobStatus.ASSIGNED, JobStatus.WAITING, JobStatus.ACTIVATED, JobStatus.SENT,
@@ -49,20 +43,12 @@ def _with_timings_and_error(rows):
         start, end = row["start_time"], row["end_time"]
         row["wait_s"] = _seconds(start - row["creation_time"]) if start else None
         row["duration_s"] = _seconds((end or now) - start) if start else None
-        row["error"] = _first_error(row)
+        row["error"] = errorcodes.first_error(row)
     return rows
 
 
 def _seconds(delta):
     return round(delta.total_seconds())
-
-
-def _first_error(row):
-    for component, code, diag in ERROR_COLUMNS:
-        if row[code] or row[diag]:
-            return {"component": component, "code": row[code], "diag": row[diag],
-                    "meaning": errorcodes.describe(component, row[code])}  # fmt: skip
-    return None
 
 
 def job_detail(request, pandaid):
@@ -71,23 +57,76 @@ def job_detail(request, pandaid):
     except ServiceError as error:
         return error_page(request, error)
     files = list(selectors.job_files(job=job))
+    replicas = selectors.file_replica_sites(lfns={item.lfn for item in files})
     history = list(selectors.job_history(job=job))
     previous, following = selectors.job_attempts(job=job)
     errors = _error_lines(job)
     data = {
         "job": {field.name: getattr(job, field.attname) for field in job._meta.fields},
-        "files": [{f.name: getattr(item, f.attname) for f in item._meta.fields} for item in files],
+        "files": [_file_data(item, replicas) for item in files],
         "history": [
             {"from": h.old_status, "to": h.new_status, "at": h.changed_at, "actor": h.actor, "reason": h.reason}
             for h in history
         ],
+        "brokerage": _brokerage_log(job, history),
         "errors": errors,
         "previous_attempt": previous.pandaid if previous else None,
         "next_attempts": [j.pandaid for j in following],
+        "pilot_log": selectors.pilot_log(job=job),
     }
-    context = {"job": job, "files": files, "history": _with_durations(history), "errors": errors,
-               "previous": previous, "following": following, "state_help": JobStatus(job.status).label}  # fmt: skip
+    context = {"job": job, "data": data, "files": data["files"], "history": _with_durations(history),
+               "errors": errors, "previous": previous, "following": following,
+               "state_help": JobStatus(job.status).label, "actions": _actions(request.user, job)}  # fmt: skip
     return render_page(request, "jobs/job_detail.html", context, json_data=data)
+
+
+def _file_data(item, replicas):
+    row = {field.name: getattr(item, field.attname) for field in item._meta.fields}
+    row["replicas"] = [{"site": site, "state": state} for site, state in replicas.get(item.lfn, [])]
+    return row
+
+
+def _brokerage_log(job, history):
+    """What brokerage decided: its state changes, and why no site fitted when none did."""
+    lines = [{"at": h.changed_at, "to": h.new_status, "reason": h.reason} for h in history if h.actor == "brokerage"]
+    if job.brokerage_error_diag:
+        lines.append({"at": job.brokered_at, "to": None, "reason": job.brokerage_error_diag})
+    return lines
+
+
+def _actions(user, job):
+    """The buttons this user gets: kill while the job can still end, retry once it has ended badly."""
+    if not user.is_authenticated or not kill.may_kill(user, job):
+        return []
+    if job.status not in FINAL_STATES:
+        return ["kill"]
+    retryable = job.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED)
+    return ["retry"] if retryable and not Job.objects.filter(parent_id=job.pandaid).exists() else []
+
+
+@require_POST
+def job_kill(request, pandaid):
+    """The kill button: the same service and permission rule as POST /api/v1/jobs/kill/."""
+    return _act(request, pandaid, lambda: kill.kill_jobs(user=request.user, pandaids=[pandaid],
+                                                         reason=request.POST.get("reason", "")[:200]))  # fmt: skip
+
+
+@require_POST
+def job_retry(request, pandaid):
+    """The retry button: the same service and permission rule as POST /api/v1/jobs/<id>/retry/."""
+    return _act(request, pandaid, lambda: retry.retry_for_user(user=request.user, pandaid=pandaid))
+
+
+def _act(request, pandaid, action):
+    if not request.user.is_authenticated:
+        return error_page(request, PermissionDenied("log in to act on jobs"))
+    try:
+        outcome = action()
+    except ServiceError as error:
+        return error_page(request, error)
+    if isinstance(outcome, Job):
+        return redirect("job-page", outcome.pandaid)
+    return redirect("job-page", pandaid)
 
 
 def _error_lines(job):

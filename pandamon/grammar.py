@@ -140,6 +140,9 @@ class IntPatternField(forms.CharField):
             return None
         terms = []
         for text, negated in split_terms(value):
+            if text == NOT_SPECIFIED:
+                terms.append(Term(None, negated))
+                continue
             low, sep, high = text.partition(":")
             try:
                 terms.append(Term(int(low), negated, int(high) if sep else None))
@@ -191,6 +194,8 @@ class IntFilter(filters.Filter):
 
     @staticmethod
     def _term_q(lookup, term):
+        if term.value is None:
+            return Q(**{f"{lookup}__isnull": True})
         if term.is_range:
             return Q(**{f"{lookup}__range": (term.value, term.upper)})
         return Q(**{lookup: term.value})

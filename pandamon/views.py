@@ -5,40 +5,82 @@ They live here, at the top of the dependency order, because they combine apps.""
 from dataclasses import asdict
 from datetime import timedelta
 
-from django.db.models import Count
 from django.shortcuts import redirect
 from django.utils import timezone
 
-from jobs.choices import JobStatus
-from jobs.models import Job
+from jobs.choices import FINAL_STATES, JobStatus
+from jobs.errorcodes import first_error
+from jobs.selectors import live_and_recent_counts, recent_failures
+from sites.selectors import site_list as select_sites
 
 from .models import WorkerRun
 from .pages import render_page, wants_json
 from .search import resolve, tried
 
 RECENT_HOURS = 12
+DASHBOARD_STATES = (JobStatus.DEFINED, JobStatus.ASSIGNED, JobStatus.WAITING, JobStatus.ACTIVATED, JobStatus.SENT,
+                    JobStatus.STARTING, JobStatus.RUNNING, JobStatus.HOLDING, JobStatus.TRANSFERRING,
+                    JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED)  # fmt: skip
+# A site is flagged when more than this share of its ended jobs failed in the window ...
+FAILURE_ALARM_SHARE = 0.2
+# ... or when it has activated jobs and no pilot has called for this long.
+NO_PILOT_ALARM = timedelta(hours=1)
 
 
 def home(request):
-    since = timezone.now() - timedelta(hours=RECENT_HOURS)
-    by_cloud = (
-        Job.objects.filter(modification_time__gte=since)
-        .values_list("cloud", "status")
-        .annotate(n=Count("pandaid"))
-        .order_by()
-    )
-    table = {}
-    for cloud, status, n in by_cloud:
-        table.setdefault(cloud or "(unassigned)", {})[status] = n
-    failures = list(
-        Job.objects.filter(status=JobStatus.FAILED, modification_time__gte=since)
-        .order_by("-modification_time")
-        .values("pandaid", "job_name", "computing_site__name", "pilot_error_diag", "exe_error_diag",
-                "job_dispatcher_error_diag", "ddm_error_diag", "modification_time")[:15]
-    )  # fmt: skip
-    data = {"meta": {"window_hours": RECENT_HOURS}, "jobs_by_cloud_and_state": table, "recent_failures": failures}
-    context = {"table": sorted(table.items()), "states": list(JobStatus), "failures": failures, "hours": RECENT_HOURS}
+    now = timezone.now()
+    since = now - timedelta(hours=RECENT_HOURS)
+    counts = live_and_recent_counts(since=since)
+    clouds = _clouds_with_sites(counts, now)
+    failures = [{**row, "error": first_error(row)} for row in recent_failures(since=since, limit=15)]
+    data = {
+        # The window applies to the final states only (see the page's help).
+        "meta": {"window": {"field": "modification_time", "from": since, "to": None, "hours": RECENT_HOURS}},
+        "clouds": clouds,
+        "totals": _sum_counts(cloud["counts"] for cloud in clouds),
+        "recent_failures": failures,
+    }
+    context = {"data": data, "clouds": clouds, "states": DASHBOARD_STATES, "failures": failures,
+               "hours": RECENT_HOURS, "final_states": FINAL_STATES}  # fmt: skip
     return render_page(request, "home.html", context, json_data=data)
+
+
+def _clouds_with_sites(counts, now):
+    """Clouds (with their sites' rows) that have jobs to show, each site flagged when it looks wrong."""
+    per_site, unassigned = {}, {}
+    for (site_id, cloud), cell in counts.items():
+        target = per_site.setdefault(site_id, {}) if site_id else unassigned.setdefault(cloud or "(none)", {})
+        for status, n in cell.items():
+            target[status] = target.get(status, 0) + n
+    clouds = {}
+    for site in select_sites().filter(pk__in=per_site):
+        activity = getattr(site, "pilot_activity", None)
+        row = _site_row(site, per_site[site.pk], activity.last_contact_at if activity else None, now)
+        clouds.setdefault(site.cloud.name, []).append(row)
+    result = [{"name": name, "sites": rows, "counts": _sum_counts(r["counts"] for r in rows)}
+              for name, rows in sorted(clouds.items())]  # fmt: skip
+    for cloud, cell in sorted(unassigned.items()):
+        result.append({"name": f"not brokered ({cloud})", "sites": [], "counts": cell})
+    return result
+
+
+def _site_row(site, cell, last_contact, now):
+    finished, failed = cell.get(JobStatus.FINISHED, 0), cell.get(JobStatus.FAILED, 0)
+    alarms = []
+    if failed and failed > FAILURE_ALARM_SHARE * (finished + failed):
+        alarms.append(f"{100 * failed // (finished + failed)}% failed")
+    if cell.get(JobStatus.ACTIVATED) and (last_contact is None or now - last_contact > NO_PILOT_ALARM):
+        alarms.append("no pilots")
+    return {"name": site.name, "status": site.status, "tier": site.tier, "counts": cell,
+            "last_pilot_contact": last_contact, "alarms": alarms}  # fmt: skip
+
+
+def _sum_counts(cells):
+    total = {}
+    for cell in cells:
+        for status, n in cell.items():
+            total[status] = total.get(status, 0) + n
+    return total
 
 
 def worker_runs(request):

@@ -5,11 +5,11 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from pandamon.errors import Conflict
+from pandamon.errors import Conflict, NotFound, PermissionDenied
 
 from ..choices import FileStatus, FileType, JobStatus
 from ..models import Job, JobFile
-from . import state
+from . import kill, state
 
 # Failures caused by the system rather than the payload: retried automatically.
 AUTO_RETRY_DISPATCHER_CODES = {100, 102}
@@ -30,6 +30,21 @@ def retry_if_eligible(job):
     if job.attempt_nr >= job.max_attempt or Job.objects.filter(parent_id=job.pandaid).exists():
         return None
     return retry_job(job, actor="retry-module", keep_site=False)
+
+
+def retry_for_user(*, user, pandaid):
+    """A person's retry: allowed to whoever may kill the job (its owner, a shifter, an admin,
+    a production manager for production jobs)."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pandaid=pandaid).first()
+        if job is None:
+            raise NotFound(f"no job with PandaID {pandaid}")
+        if not kill.may_kill(user, job):
+            raise PermissionDenied(
+                f"you may not retry job {pandaid}: only its owner, a shifter, an admin "
+                "or (for production jobs) a production manager may"
+            )
+        return retry_job(job, actor=user.username)
 
 
 @transaction.atomic

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django import template
+from django.utils import timezone
 
 register = template.Library()
 
@@ -79,3 +80,15 @@ def seconds(value):
     if value is None:
         return ""
     return duration(timedelta(seconds=value))
+
+
+@register.filter
+def age(moment):
+    """How long ago `moment` was, in its largest unit: '40 s', '12 min', '3 h', '2 d'."""
+    if moment is None:
+        return ""
+    seconds = max(0, (timezone.now() - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit}"
+    return f"{seconds:.0f} s"

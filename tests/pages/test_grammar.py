@@ -69,6 +69,7 @@ def test_integer_values_and_ranges(jobs):
     assert ids({"priority": "950:1000"}) == {jobs["bnl_running"], jobs["lyon_activated"], jobs["unbrokered"]}
     assert ids({"taskid": "7|8"}) == {jobs["bnl_running"], jobs["bnl_failed"], jobs["cern_finished"]}
     assert ids({"taskid": "!7", "priority": "!950"}) == {jobs["cern_finished"], jobs["unbrokered"]}
+    assert ids({"taskid": "Not specified"}) == {jobs["lyon_activated"], jobs["unbrokered"]}
 
 
 def test_job_type_shortcut(jobs):
