@@ -79,11 +79,11 @@ def test_browse_from_the_dashboard_to_a_failed_job(live_server_url, failed_job, 
     page.get_by_role("link", name="Jobs", exact=True).click()
     page.wait_for_url("**/jobs/")
     page.screenshot(path=str(ARTIFACTS / "jobs.png"), full_page=True)
-    page.locator("a.chip", has_text="failed").click()
-    page.wait_for_url("**/jobs/?status=failed*")
+    page.locator("table.facets a.chip", has_text="failed").click()  # a facet of the attribute summary
+    page.wait_for_url("**/jobs/?jobstatus=failed*")
     assert page.locator("table.list tbody tr").count() == 1
     page.screenshot(path=str(ARTIFACTS / "jobs-failed.png"), full_page=True)
-    page.get_by_role("link", name=str(job.pandaid)).click()
+    page.locator("table.list").get_by_role("link", name=str(job.pandaid), exact=True).click()
     page.wait_for_url(f"**/jobs/{job.pandaid}/")
     assert "lost heartbeat" in page.locator("body").inner_text()
     page.screenshot(path=str(ARTIFACTS / "job.png"), full_page=True)
