@@ -63,7 +63,6 @@ class JobSpecSerializer(serializers.Serializer):
     container_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     special_handling = serializers.CharField(max_length=80, required=False, allow_blank=True)
     app = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    prod_user_id = serializers.CharField(max_length=250, required=False, allow_blank=True)
     input_files = FileSpecSerializer(many=True, required=False)
     output_files = FileSpecSerializer(many=True, required=False)
     log_file = serializers.CharField(max_length=256, required=False, validators=[validate_lfn])

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import WorkerRun
+from .models import Identity, PhysicsGroup, WorkerRun
 
 
 @admin.register(WorkerRun)
@@ -8,3 +8,19 @@ class WorkerRunAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "started_at", "finished_at", "counts"]
     list_filter = ["name", "status"]
     readonly_fields = ["name", "status", "started_at", "finished_at", "counts", "error"]
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    list_display = ["user", "dn", "vo"]
+    list_filter = ["vo"]
+    search_fields = ["user__username", "dn"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(PhysicsGroup)
+class PhysicsGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "vo", "description"]
+    list_filter = ["vo"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["members"]

@@ -1,5 +1,6 @@
 """Cross-cutting records shared by every app."""
 
+from django.conf import settings
 from django.db import models
 
 
@@ -27,3 +28,37 @@ class WorkerRun(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+
+class Identity(models.Model):
+    """A user's grid identity: the certificate DN PanDA records as prodUserID, and the VO.
+
+    Kept beside Django's user (username = prodUserName) rather than replacing it, so the
+    admin, sessions and tokens keep working unchanged."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identity")
+    dn = models.CharField(
+        max_length=250, unique=True, null=True, blank=True, verbose_name="DN", help_text="Certificate subject DN."
+    )
+    vo = models.CharField(max_length=16, default="atlas", verbose_name="VO")
+
+    class Meta:
+        verbose_name_plural = "identities"
+
+    def __str__(self):
+        return f"{self.user} ({self.dn or 'no DN'})"
+
+
+class PhysicsGroup(models.Model):
+    """A physics working group: its members may submit as the group (workingGroup) and use its quota."""
+
+    name = models.CharField(max_length=32, unique=True, help_text="As in workingGroup, e.g. phys-higgs.")
+    vo = models.CharField(max_length=16, default="atlas", verbose_name="VO")
+    description = models.CharField(max_length=200, blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="physics_groups")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

@@ -5,6 +5,7 @@ run the embedded demo: SQLite under var/ and a Celery broker on the filesystem,
 so nothing but Python is needed.
 """
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -123,7 +124,10 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "staticfiles"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js comes from the installed plotly package (no CDN): served as /static/plotly/plotly.min.js.
+# find_spec locates the package without importing it.
+PLOTLY_JS_DIR = Path(importlib.util.find_spec("plotly").submodule_search_locations[0]) / "package_data"
+STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", PLOTLY_JS_DIR)]
 # Serve files straight from the finders in development/tests; in production run collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -211,6 +215,11 @@ PANDA = {
     # Pilot contact counters are summed per web process and written at most this often (sites/contacts.py).
     "PILOT_CONTACT_FLUSH_SECONDS": float(os.environ.get("PANDA_PILOT_CONTACT_FLUSH_SECONDS", 2)),
     "MAX_JOBS_PER_SUBMISSION": int(os.environ.get("PANDA_MAX_JOBS_PER_SUBMISSION", 10000)),
+    # Quota accounting folds job state-log rows once they are this old (quotas/services/accounting.py).
+    "ACCOUNTING_LAG_SECONDS": int(os.environ.get("PANDA_ACCOUNTING_LAG_SECONDS", 10)),
+    "ACCOUNTING_BATCH": int(os.environ.get("PANDA_ACCOUNTING_BATCH", 20000)),
+    # Priority units new jobs lose while their account is over a soft quota.
+    "SOFT_QUOTA_PRIORITY_PENALTY": int(os.environ.get("PANDA_SOFT_QUOTA_PRIORITY_PENALTY", 100)),
 }
 
 CELERY_BEAT_SCHEDULE = {
@@ -219,6 +228,9 @@ CELERY_BEAT_SCHEDULE = {
     "watch-sent-and-holding": {"task": "jobs.watch_timeouts", "schedule": timedelta(minutes=5)},
     "retry-stuck-adder": {"task": "jobs.retry_stuck_holding", "schedule": timedelta(minutes=2)},
     "purge-erased-datasets": {"task": "datasets.purge_erased_datasets", "schedule": timedelta(hours=1)},
+    "quotas-fold-job-events": {"task": "quotas.fold_job_events", "schedule": timedelta(seconds=30)},
+    "quotas-apply-running-limits": {"task": "quotas.apply_running_limits", "schedule": timedelta(minutes=1)},
+    "quotas-reconcile": {"task": "quotas.reconcile", "schedule": timedelta(hours=1)},
 }
 
 LOGGING = {

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from datasets.api import ContainerViewSet, DatasetViewSet, FileViewSet, ReplicaViewSet
 from jobs import pilot_views
 from jobs.api import JobViewSet
+from quotas import api as quota_api
 from sites.api import SiteViewSet
 
 from . import views
@@ -26,6 +27,7 @@ urlpatterns = [
     path("", include("pandamon.site_urls")),
     path("workers/", views.worker_runs, name="worker-runs"),
     path("admin/", admin.site.urls),
+    path("api/v1/quotas/me", quota_api.my_quotas, name="api-my-quotas"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

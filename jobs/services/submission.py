@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from pandamon import roles
 from pandamon.errors import InvalidInput, PermissionDenied
+from pandamon.models import Identity
 from sites.models import Site
 
 from ..choices import FINAL_STATES, FileStatus, FileType, JobStatus
@@ -22,6 +23,17 @@ JOB_FIELDS = (
     "max_attempt", "task_id", "jobset_id", "job_definition_id", "working_group", "vo",
     "sw_release", "homepackage", "cmt_config", "container_name", "special_handling", "app",
 )  # fmt: skip
+
+
+# Checks that higher layers (quotas) register; each runs inside the submission transaction with
+# the built, not yet inserted jobs, and may refuse (raise a ServiceError) or lower priorities.
+_submission_checks = []
+
+
+def register_submission_check(check):
+    """`check(submitter=..., jobs=[Job, ...])`; registering the same check twice has no effect."""
+    if check not in _submission_checks:
+        _submission_checks.append(check)
 
 
 def submit_jobs(*, submitter, specs):
@@ -39,7 +51,12 @@ def submit_jobs(*, submitter, specs):
     now = timezone.now()
     with transaction.atomic():
         serial = _queued_user_jobs(submitter)
+        dn = _submitter_dn(submitter)
         jobs = [_build_job(spec, submitter, sites, now, serial + index) for index, spec in enumerate(specs)]
+        for job in jobs:
+            job.prod_user_id = dn
+        for check in _submission_checks:
+            check(submitter=submitter, jobs=jobs)
         Job.objects.bulk_create(jobs, batch_size=1000)
         JobFile.objects.bulk_create(_build_files(jobs, specs), batch_size=2000)
         state.record_creation(jobs, actor=submitter.username, now=now)
@@ -72,6 +89,11 @@ def _resolve_sites(specs):
     return sites
 
 
+def _submitter_dn(submitter):
+    """The DN PanDA records as prodUserID: the submitter's registered grid identity, never the request's."""
+    return Identity.objects.filter(user=submitter).values_list("dn", flat=True).first() or ""
+
+
 def _queued_user_jobs(submitter):
     """PanDA's serNum: the user's jobs still queued or running, which lower new jobs' priority."""
     return Job.objects.filter(owner=submitter, prod_source_label="user").exclude(status__in=FINAL_STATES).count()
@@ -81,7 +103,6 @@ def _build_job(spec, submitter, sites, now, serial):
     job = Job(**{name: spec[name] for name in JOB_FIELDS if spec.get(name) is not None})
     job.owner = submitter
     job.prod_user_name = submitter.username
-    job.prod_user_id = spec.get("prod_user_id") or ""
     job.status = JobStatus.DEFINED
     job.creation_time = job.modification_time = job.state_change_time = now
     site = sites.get(spec.get("computing_site") or "")
