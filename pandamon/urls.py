@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from datasets.api import ContainerViewSet, DatasetViewSet, FileViewSet, ReplicaViewSet
@@ -28,6 +29,7 @@ urlpatterns = [
     path("workers/", views.worker_runs, name="worker-runs"),
     path("admin/", admin.site.urls),
     path("api/v1/quotas/me", quota_api.my_quotas, name="api-my-quotas"),
+    path("api/v1/auth/token", obtain_auth_token, name="api-token"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
