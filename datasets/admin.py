@@ -1,0 +1,94 @@
+"""The catalog in the Django admin, usable at full size (25,000 datasets, millions of files):
+no full-table counts, foreign keys as raw ids, searches that can use the name indexes.
+
+Writes to the catalog (registering files, replicas, closing, freezing) belong to the
+services and the API; the admin is for looking and for fixing the odd record."""
+
+from django.contrib import admin
+
+from .models import Claim, ContainerMember, Dataset, DatasetFile, DatasetReplica, DatasetVersion, File, FileReplica
+
+
+class BigTableAdmin(admin.ModelAdmin):
+    # "N of M selected" would COUNT(*) the whole table on every page.
+    show_full_result_count = False
+    list_per_page = 100
+
+
+class VersionInline(admin.TabularInline):
+    model = DatasetVersion
+    extra = 0
+    fields = ["number", "state", "n_files", "bytes", "created_at", "closed_at"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class ReplicaInline(admin.TabularInline):
+    model = DatasetReplica
+    extra = 0
+    fields = ["site", "files_present", "bytes_present", "modified_at"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Dataset)
+class DatasetAdmin(BigTableAdmin):
+    list_display = ["name", "kind", "state", "category", "n_files", "bytes", "owner", "modified_at", "erased_at"]
+    list_filter = ["kind", "state", "category"]
+    # "^name": a prefix search, which the unique index on name serves.
+    search_fields = ["^name"]
+    raw_id_fields = ["owner"]
+    readonly_fields = ["duid", "latest_version", "n_files", "bytes", "created_at", "modified_at"]
+    inlines = [VersionInline, ReplicaInline]
+
+
+@admin.register(DatasetVersion)
+class DatasetVersionAdmin(BigTableAdmin):
+    list_display = ["dataset", "number", "state", "n_files", "bytes", "created_at", "closed_at"]
+    list_filter = ["state"]
+    search_fields = ["^dataset__name"]
+    raw_id_fields = ["dataset"]
+
+
+@admin.register(File)
+class FileAdmin(BigTableAdmin):
+    list_display = ["lfn", "guid", "fsize", "adler32", "origin_dataset", "created_at"]
+    search_fields = ["^lfn", "=guid"]
+    raw_id_fields = ["origin_dataset"]
+
+
+@admin.register(DatasetFile)
+class DatasetFileAdmin(BigTableAdmin):
+    list_display = ["dataset", "file", "version_added"]
+    search_fields = ["^dataset__name", "^file__lfn"]
+    raw_id_fields = ["dataset", "file"]
+
+
+@admin.register(ContainerMember)
+class ContainerMemberAdmin(BigTableAdmin):
+    list_display = ["container", "member", "added_at"]
+    search_fields = ["^container__name", "^member__name"]
+    raw_id_fields = ["container", "member"]
+
+
+@admin.register(FileReplica)
+class FileReplicaAdmin(BigTableAdmin):
+    list_display = ["file", "site", "state", "pfn", "created_at"]
+    list_filter = ["state", "site"]
+    search_fields = ["^file__lfn"]
+    raw_id_fields = ["file"]
+
+
+@admin.register(DatasetReplica)
+class DatasetReplicaAdmin(BigTableAdmin):
+    list_display = ["dataset", "site", "files_present", "bytes_present", "modified_at"]
+    list_filter = ["site"]
+    search_fields = ["^dataset__name"]
+    raw_id_fields = ["dataset"]
+
+
+@admin.register(Claim)
+class ClaimAdmin(BigTableAdmin):
+    list_display = ["replica", "owner_name", "reason", "expires_at", "created_at"]
+    search_fields = ["owner_name", "reason"]
+    raw_id_fields = ["replica", "owner"]
