@@ -99,3 +99,23 @@ def recent_failures(*, since, limit):
         .values("pandaid", "job_name", "computing_site__name", "prod_user_name", "modification_time",
                 *errorcodes.ROW_COLUMNS)[:limit]
     )  # fmt: skip
+
+
+def status_changes_after(last_id, *, older_than, limit, job_fields):
+    """JobStatusLog rows after `last_id` in id order, each with `job__<field>` for `job_fields`, for the
+    consumers that fold the log incrementally (quota accounting, notifications).
+
+    Stops at the first row not older than `older_than`: ids are handed out at insert but rows become
+    visible at commit, so a young row with a smaller id may still be invisible to this reader; a
+    consumer's cursor must only move past rows every writer has committed."""
+    rows = (
+        JobStatusLog.objects.filter(id__gt=last_id)
+        .order_by("id")
+        .values("id", "job_id", "old_status", "new_status", "changed_at", *(f"job__{name}" for name in job_fields))
+    )[:limit]
+    changes = []
+    for row in rows:
+        if row["changed_at"] >= older_than:
+            break
+        changes.append(row)
+    return changes

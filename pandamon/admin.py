@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Identity, PhysicsGroup, WorkerRun
+from .models import Identity, LogCursor, PhysicsGroup, WorkerRun
 
 
 @admin.register(WorkerRun)
@@ -24,3 +24,9 @@ class PhysicsGroupAdmin(admin.ModelAdmin):
     list_filter = ["vo"]
     search_fields = ["name", "description"]
     filter_horizontal = ["members"]
+
+
+@admin.register(LogCursor)
+class LogCursorAdmin(admin.ModelAdmin):
+    list_display = ["name", "last_id", "updated_at"]
+    readonly_fields = ["name", "last_id", "updated_at"]

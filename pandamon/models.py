@@ -62,3 +62,17 @@ class PhysicsGroup(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class LogCursor(models.Model):
+    """How far one consumer has read the job state log (the last JobStatusLog id it handled).
+
+    Consumers that fold the log incrementally (quota accounting, email notifications) lock
+    their row while they read, so two runs never handle a change twice."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.name} at {self.last_id}"

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import AccountingCursor, AccountUsage, DailyUsage, QuotaRule
+from .models import AccountUsage, DailyUsage, QuotaRule
 
 
 @admin.register(QuotaRule)
@@ -28,9 +28,3 @@ class DailyUsageAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     date_hierarchy = "day"
     readonly_fields = ["kind", "name", "day", "submitted", "finished", "failed", "cancelled", "cpu_seconds"]
-
-
-@admin.register(AccountingCursor)
-class AccountingCursorAdmin(admin.ModelAdmin):
-    list_display = ["name", "last_id", "updated_at"]
-    readonly_fields = ["name", "last_id", "updated_at"]

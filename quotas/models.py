@@ -75,14 +75,3 @@ class DailyUsage(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.name} on {self.day}"
-
-
-class AccountingCursor(models.Model):
-    """How far the fold has read the job state log (the last JobStatusLog id counted)."""
-
-    name = models.CharField(max_length=50, unique=True)
-    last_id = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self):
-        return f"{self.name} at {self.last_id}"

@@ -7,9 +7,8 @@ queued job less and one running job more for its user (and for its physics group
 was submitted as one); a job ending adds to the day's finished/failed/cancelled counts and
 CPU time. The hot paths (getJob, updateJob) pay nothing for this.
 
-Rows are only read once they are `lag` seconds old: ids are handed out at insert but rows
-become visible at commit, so a young row with a smaller id may still be invisible. A row
-whose transaction stays open longer than the lag is missed; the periodic recount
+Rows are only read once they are `lag` seconds old (see jobs.selectors.status_changes_after).
+A row whose transaction stays open longer than the lag is missed; the periodic recount
 (reconcile.py) corrects that and reports it as drift.
 """
 
@@ -22,12 +21,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.choices import FINAL_STATES, PILOT_STATES, QUEUED_STATES
-from jobs.models import JobStatusLog
+from jobs.selectors import status_changes_after
+from pandamon.models import LogCursor
 
 from ..choices import AccountKind
-from ..models import AccountingCursor, AccountUsage, DailyUsage
+from ..models import AccountUsage, DailyUsage
 
-LOG_CURSOR = "job_status_log"
+LOG_CURSOR = "quota-accounting"
 # A job that ends counts under one of these daily columns; `closed` (ended by the system
 # before it ran) counts as cancelled.
 ENDINGS = {"finished": "finished", "failed": "failed", "cancelled": "cancelled", "closed": "cancelled"}
@@ -60,8 +60,11 @@ def fold_job_events(*, lag_seconds=None, batch=None):
     batch = batch or settings.PANDA["ACCOUNTING_BATCH"]
     horizon = timezone.now() - timedelta(seconds=lag)
     with transaction.atomic():
-        cursor, _ = AccountingCursor.objects.select_for_update().get_or_create(name=LOG_CURSOR)
-        events = _events_after(cursor.last_id, horizon, batch)
+        cursor, _ = LogCursor.objects.select_for_update().get_or_create(name=LOG_CURSOR)
+        events = status_changes_after(
+            cursor.last_id, older_than=horizon, limit=batch,
+            job_fields=("prod_user_name", "working_group", "cpu_consumption_time"),
+        )  # fmt: skip
         if not events:
             return 0
         live, daily = _deltas(events)
@@ -78,21 +81,6 @@ def fold_everything(*, lag_seconds=None):
     while folded := fold_job_events(lag_seconds=lag_seconds):
         total += folded
     return total
-
-
-def _events_after(last_id, horizon, batch):
-    rows = (
-        JobStatusLog.objects.filter(id__gt=last_id)
-        .order_by("id")
-        .values("id", "old_status", "new_status", "changed_at", "job__prod_user_name", "job__working_group",
-                "job__cpu_consumption_time")[:batch]
-    )  # fmt: skip
-    events = []
-    for row in rows:
-        if row["changed_at"] >= horizon:  # stop at the first young row: the cursor only moves forward
-            break
-        events.append(row)
-    return events
 
 
 def _deltas(events):

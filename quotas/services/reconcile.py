@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from jobs.choices import FINAL_STATES
 from jobs.models import Job
+from pandamon.models import LogCursor
 
-from ..models import AccountingCursor, AccountUsage, DailyUsage
+from ..models import AccountUsage, DailyUsage
 from .accounting import ENDINGS, LOG_CURSOR, accounts_of, bucket, fold_everything
 
 DAILY_COLUMNS = ("submitted", "finished", "failed", "cancelled", "cpu_seconds")
@@ -26,7 +27,7 @@ def reconcile(*, days=2):
     counters and return the drift found: {"live": {account: {...}}, "daily": {...}}."""
     with transaction.atomic():
         # Holding the cursor lock keeps a concurrent fold from adding to what we are recounting.
-        AccountingCursor.objects.select_for_update().get_or_create(name=LOG_CURSOR)
+        LogCursor.objects.select_for_update().get_or_create(name=LOG_CURSOR)
         fold_everything(lag_seconds=0)
         live_drift = _fix_live(_recount_live())
         since = timezone.now().date() - timedelta(days=days - 1)
@@ -60,9 +61,9 @@ def _fix_live(actual):
 def _recount_daily(since):
     counts = defaultdict(Counter)
     created = Job.objects.filter(creation_time__date__gte=since).annotate(day=TruncDate("creation_time"))
-    for user, group, day, n in created.values_list("prod_user_name", "working_group", "day").annotate(
-        n=Count("pandaid")
-    ).order_by():
+    for user, group, day, n in (
+        created.values_list("prod_user_name", "working_group", "day").annotate(n=Count("pandaid")).order_by()
+    ):
         for account in accounts_of(user, group):
             counts[(account, day)]["submitted"] += n
     ended = Job.objects.filter(status__in=ENDINGS, state_change_time__date__gte=since).annotate(
