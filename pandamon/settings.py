@@ -220,7 +220,16 @@ PANDA = {
     "ACCOUNTING_BATCH": int(os.environ.get("PANDA_ACCOUNTING_BATCH", 20000)),
     # Priority units new jobs lose while their account is over a soft quota.
     "SOFT_QUOTA_PRIORITY_PENALTY": int(os.environ.get("PANDA_SOFT_QUOTA_PRIORITY_PENALTY", 100)),
+    # Where the portal is, for links in mails.
+    "PORTAL_URL": os.environ.get("PANDA_PORTAL_URL", "http://127.0.0.1:8000"),
 }
+
+# Mail (job notifications). The default prints mails on the console (the demo); set
+# EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST etc. in production.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "PanDA monitor <panda@localhost>")
 
 CELERY_BEAT_SCHEDULE = {
     "broker-defined-jobs": {"task": "jobs.broker_defined_jobs", "schedule": timedelta(seconds=30)},
@@ -231,6 +240,8 @@ CELERY_BEAT_SCHEDULE = {
     "quotas-fold-job-events": {"task": "quotas.fold_job_events", "schedule": timedelta(seconds=30)},
     "quotas-apply-running-limits": {"task": "quotas.apply_running_limits", "schedule": timedelta(minutes=1)},
     "quotas-reconcile": {"task": "quotas.reconcile", "schedule": timedelta(hours=1)},
+    # At most one digest mail per user per run.
+    "alarms-send-job-notifications": {"task": "alarms.send_job_notifications", "schedule": timedelta(minutes=10)},
 }
 
 LOGGING = {

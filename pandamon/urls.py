@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("jobs.urls")),
     path("", include("datasets.urls")),
     path("", include("pandamon.site_urls")),
+    path("", include("alarms.urls")),
     path("workers/", views.worker_runs, name="worker-runs"),
     path("admin/", admin.site.urls),
     path("api/v1/quotas/me", quota_api.my_quotas, name="api-my-quotas"),

@@ -8,7 +8,7 @@ from django.test import Client
 from ..factories import JobFactory, SiteFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-OUR_APPS = ("sites", "jobs", "datasets", "quotas", "pandamon")
+OUR_APPS = ("sites", "jobs", "datasets", "quotas", "alarms", "pandamon")
 
 
 def test_every_model_of_ours_is_in_the_admin():
