@@ -5,8 +5,8 @@ a task of a thousand jobs ending in one cycle sends its owner one mail that coun
 not a thousand mails; and the pilots' hot paths pay nothing for it."""
 
 from collections import Counter, defaultdict
-from urllib.parse import urlencode
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.mail import get_connection, send_mass_mail
