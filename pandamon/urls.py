@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
@@ -28,6 +29,8 @@ urlpatterns = [
     path("", include("pandamon.site_urls")),
     path("", include("alarms.urls")),
     path("workers/", views.worker_runs, name="worker-runs"),
+    path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/quotas/me", quota_api.my_quotas, name="api-my-quotas"),
     path("api/v1/auth/token", obtain_auth_token, name="api-token"),

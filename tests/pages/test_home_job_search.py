@@ -123,3 +123,17 @@ def test_search_says_what_it_tried_when_nothing_matches():
     assert response.status_code == 404 and "Nothing is named" in response.content.decode()
     assert Client().get("/search/", {"q": "999999", "json": ""}).json()["tried"][0] == "a job with this PandaID"
     assert Client().get("/search/", {"q": " "}).status_code == 400
+
+
+def test_any_account_logs_in_to_the_portal_and_out_again():
+    user = UserFactory(username="grace")
+    user.set_password("pw-of-grace")
+    user.save()
+    client = Client()
+    assert 'href="/login/?next=' in client.get("/").content.decode()
+    response = client.post("/login/", {"username": "grace", "password": "pw-of-grace", "next": "/jobs/"})
+    assert response.status_code == 302 and response["Location"] == "/jobs/"
+    assert "grace" in client.get("/").content.decode()
+    assert client.post("/login/", {"username": "grace", "password": "wrong"}).status_code == 200
+    client.post("/logout/")
+    assert 'href="/login/?next=' in client.get("/").content.decode()
