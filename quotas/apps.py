@@ -6,8 +6,10 @@ class QuotasConfig(AppConfig):
 
     def ready(self):
         # quotas observes jobs (DESIGN.md: imports point down); the jobs layer calls the check it is given.
+        from datasets.services import replicas
         from jobs.services import submission
 
-        from .services.enforcement import check_submission
+        from .services.enforcement import check_storage, check_submission
 
         submission.register_submission_check(check_submission)
+        replicas.register_replica_check(check_storage)

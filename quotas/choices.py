@@ -6,6 +6,7 @@ class Resource(models.TextChoices):
     QUEUED_JOBS = "queued_jobs", "queued jobs (defined … activated)"
     CPU_HOURS_DAY = "cpu_hours_day", "CPU hours today (UTC day, from ended jobs)"
     CPU_HOURS_WEEK = "cpu_hours_week", "CPU hours over the last 7 days"
+    STORAGE_BYTES = "storage_bytes", "bytes of your user datasets' replicas, all sites"
 
 
 class AccountKind(models.TextChoices):

@@ -6,6 +6,7 @@ from datetime import datetime, time, timedelta
 from django.db.models import Sum
 from django.utils import timezone
 
+from datasets.models import DatasetReplica
 from pandamon import roles
 
 from .choices import AccountKind, Resource, SubjectKind
@@ -72,7 +73,17 @@ def usage_of(kind, name, *, today=None):
         Resource.QUEUED_JOBS: live.queued_jobs if live else 0,
         Resource.CPU_HOURS_DAY: round(cpu_today / 3600, 1),
         Resource.CPU_HOURS_WEEK: round(cpu_week / 3600, 1),
+        Resource.STORAGE_BYTES: storage_used(name) if kind == AccountKind.USER else 0,
     }
+
+
+def storage_used(username):
+    """Bytes at all sites of the user's datasets (user.<name>.*), summed over their replicas.
+
+    Computed when asked, from the replica counters the catalog keeps: the prefix is served by
+    the name index and a user has few datasets next to the whole catalog."""
+    replicas = DatasetReplica.objects.filter(dataset__name__startswith=f"user.{username}.")
+    return replicas.aggregate(total=Sum("bytes_present"))["total"] or 0
 
 
 def next_reset(resource, now=None):

@@ -73,9 +73,23 @@ def _file_refs(queryset):
     return [FileRef(*row) for row in queryset.values_list("pk", "lfn", "fsize")]
 
 
+# Checks that higher layers (quotas) register; each runs inside the registering transaction after the
+# new replicas are counted, with the site and the ids of the files newly present there, and may refuse
+# (raise a ServiceError), which rolls the whole registration back.
+_replica_checks = []
+
+
+def register_replica_check(check):
+    """`check(site=Site, new_file_ids=[...])`; registering the same check twice has no effect."""
+    if check not in _replica_checks:
+        _replica_checks.append(check)
+
+
 def _add_replicas(site, files, pfns):
     new_ids = insert_file_replicas(site, {f.pk: pfns[f.lfn] for f in files})
     _count_at_site(site, new_ids)
+    for check in _replica_checks:
+        check(site=site, new_file_ids=new_ids)
     return len(new_ids)
 
 

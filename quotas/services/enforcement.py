@@ -8,12 +8,15 @@ what was submitted in that cycle; the counters catch up within ACCOUNTING_INTERV
 from collections import defaultdict
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
+from datasets.models import DatasetFile
+from datasets.naming import parse
 from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.models import PhysicsGroup
 
 from ..choices import AccountKind, Resource
-from ..selectors import limits_for, next_reset, usage_of
+from ..selectors import limits_for, next_reset, storage_used, usage_of
 
 
 class QuotaExceeded(ServiceError):
@@ -77,9 +80,32 @@ def _whose(kind, name, used=False):
 
 def _over_soft(limits, usage, n_new):
     for resource, limit in limits.items():
-        if limit.soft is None:
+        if limit.soft is None or resource == Resource.STORAGE_BYTES:  # storage is checked when data is written
             continue
         projected = usage[resource] + (n_new if resource == Resource.QUEUED_JOBS else 0)
         if projected > limit.soft:
             return True
     return False
+
+
+def check_storage(*, site, new_file_ids):
+    """Registered as a catalog replica check: refuse replicas that take a user over their storage quota."""
+    if not new_file_ids:
+        return
+    owners = set()
+    names = DatasetFile.objects.filter(file_id__in=new_file_ids, dataset__name__startswith="user.")
+    for name in names.values_list("dataset__name", flat=True).distinct():
+        owners.add(parse(name).user)
+    users = {user.username: user for user in get_user_model().objects.filter(username__in=owners)}
+    for owner in sorted(owners):
+        limit = limits_for(AccountKind.USER, owner, user=users.get(owner)).get(Resource.STORAGE_BYTES)
+        if limit is None or limit.hard is None:
+            continue
+        used = storage_used(owner)
+        if used > limit.hard:
+            raise QuotaExceeded(
+                f"quota exceeded: user {owner}'s datasets would hold {used:,} bytes, over the {limit.hard:,} byte "
+                f"storage quota; erase datasets you no longer need (dq2 erase) and try again",
+                details={"account": owner, "resource": Resource.STORAGE_BYTES.value, "used": used,
+                         "limit": limit.hard, "site": site.name},
+            )  # fmt: skip

@@ -141,3 +141,26 @@ def test_users_read_their_quotas_and_history(api, user):
     assert (queued["used"], queued["soft"], queued["hard"], queued["source"]) == (3, 10, 20, "user alice")
     assert account["history"][-1]["submitted"] == 3
     assert Client().get("/api/v1/quotas/me").status_code in (401, 403)
+
+
+def test_storage_quota_refuses_replicas_over_it_and_keeps_nothing():
+    from datasets.models import FileReplica
+    from datasets.services import catalog, replicas
+
+    from ..factories import SiteFactory
+
+    alice = UserFactory(username="alice")
+    site = SiteFactory(name="BNL", storage_endpoint="/data/bnl")
+    rule(SubjectKind.USER, "alice", Resource.STORAGE_BYTES, hard=2500)
+    catalog.register_new_datasets(user=alice, specs=[{"name": "user.alice.big"}])
+    files = [{"lfn": f"user.alice.big.{i}.root", "fsize": 1000, "adler32": "0000abcd"} for i in range(4)]
+    catalog.add_files_to_dataset(user=alice, name="user.alice.big", files=files)
+    assert replicas.register_file_replicas(user=alice, site_name="BNL", replicas=files[:2]) == 2
+    with pytest.raises(Exception) as refused:
+        replicas.register_file_replicas(user=alice, site_name="BNL", replicas=files[2:])
+    assert refused.value.status_code == 429
+    assert str(refused.value) == (
+        "quota exceeded: user alice's datasets would hold 4,000 bytes, over the 2,500 byte storage quota; "
+        "erase datasets you no longer need (dq2 erase) and try again"
+    )
+    assert FileReplica.objects.filter(site=site).count() == 2, "the refused registration left nothing"
