@@ -1,11 +1,12 @@
-"""The running-jobs hard limit: a user's activated jobs beyond it are parked as `throttled`
-and released, best priority first, when running jobs end (PanDA's throttled state).
+"""The running-jobs hard limits of users and physics groups: activated jobs of an account at its
+limit are parked as `throttled` (PanDA's throttled state) and released, best priority first, as
+its running jobs end. A job is released only when both its user and its group have room.
 
 Done periodically rather than in getJob, so the dispatcher's hot statement stays as it is."""
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Q
 
 from jobs.choices import JobStatus
 from jobs.models import Job
@@ -15,33 +16,74 @@ from ..choices import AccountKind, Resource
 from ..selectors import limits_for, usage_of
 
 ACTOR = "quota-throttler"
+WAITING = (JobStatus.ACTIVATED, JobStatus.THROTTLED)
 
 
 def apply_running_limits():
-    """Throttle or release each user's waiting jobs against their running-jobs hard limit."""
-    outcome = {"throttled": 0, "released": 0}
-    users = {user.username: user for user in get_user_model().objects.filter(username__in=_users_with_waiting_jobs())}
-    for name in _users_with_waiting_jobs():
-        limit = limits_for(AccountKind.USER, name, user=users.get(name)).get(Resource.RUNNING_JOBS)
-        running = usage_of(AccountKind.USER, name)[Resource.RUNNING_JOBS]
-        headroom = None if limit is None or limit.hard is None else limit.hard - running
-        if headroom is not None and headroom <= 0:
-            outcome["throttled"] += _move(name, JobStatus.ACTIVATED, JobStatus.THROTTLED, None,
-                                          f"running-jobs quota: {running} of {limit.hard} running")  # fmt: skip
-        else:
-            outcome["released"] += _move(name, JobStatus.THROTTLED, JobStatus.ACTIVATED, headroom,
-                                         "under the running-jobs quota again")  # fmt: skip
-    return outcome
-
-
-def _users_with_waiting_jobs():
-    rows = Job.objects.filter(status__in=(JobStatus.ACTIVATED, JobStatus.THROTTLED)).exclude(prod_user_name="")
-    return [name for name, _ in rows.values_list("prod_user_name").annotate(n=Count("pandaid")).order_by()]
-
-
-def _move(user_name, old, new, at_most, reason):
+    """Throttle the waiting jobs of accounts at their running-jobs limit; release the others'."""
+    headroom = _headroom(_accounts_with_waiting_jobs())
+    blocked_users = {
+        name for (kind, name), room in headroom.items() if kind == AccountKind.USER and room is not None and room <= 0
+    }
+    blocked_groups = {
+        name for (kind, name), room in headroom.items() if kind == AccountKind.GROUP and room is not None and room <= 0
+    }
     with transaction.atomic():
-        jobs = Job.objects.select_for_update(skip_locked=True).filter(prod_user_name=user_name, status=old)
-        jobs = list(jobs.order_by("-current_priority", "pandaid")[:at_most] if at_most else jobs)
-        state.transition_many(jobs, new, actor=ACTOR, reason=reason)
+        throttled = _throttle(blocked_users, blocked_groups)
+        released = _release(headroom, blocked_users, blocked_groups)
+    return {"throttled": throttled, "released": released}
+
+
+def _accounts_with_waiting_jobs():
+    pairs = Job.objects.filter(status__in=WAITING).values_list("prod_user_name", "working_group").distinct()
+    accounts = set()
+    for user, group in pairs:
+        if user:
+            accounts.add((AccountKind.USER, user))
+        if group:
+            accounts.add((AccountKind.GROUP, group))
+    return accounts
+
+
+def _headroom(accounts):
+    """{account: running jobs it may still start (None: no limit)}."""
+    names = [name for kind, name in accounts if kind == AccountKind.USER]
+    users = {user.username: user for user in get_user_model().objects.filter(username__in=names)}
+    room = {}
+    for kind, name in accounts:
+        limit = limits_for(kind, name, user=users.get(name)).get(Resource.RUNNING_JOBS)
+        running = usage_of(kind, name)[Resource.RUNNING_JOBS]
+        room[(kind, name)] = None if limit is None or limit.hard is None else limit.hard - running
+    return room
+
+
+def _throttle(blocked_users, blocked_groups):
+    if not blocked_users and not blocked_groups:
+        return 0
+    at_limit = Q(prod_user_name__in=blocked_users) | Q(working_group__in=blocked_groups)
+    jobs = list(Job.objects.select_for_update(skip_locked=True).filter(at_limit, status=JobStatus.ACTIVATED))
+    state.transition_many(jobs, JobStatus.THROTTLED, actor=ACTOR, reason="running-jobs quota reached")
     return len(jobs)
+
+
+def _release(headroom, blocked_users, blocked_groups):
+    candidates = (
+        Job.objects.select_for_update(skip_locked=True)
+        .filter(status=JobStatus.THROTTLED)
+        .exclude(prod_user_name__in=blocked_users)
+        .exclude(working_group__in=blocked_groups)
+        .order_by("-current_priority", "pandaid")
+    )
+    room = dict(headroom)
+    released = []
+    for job in candidates:
+        accounts = [(AccountKind.USER, job.prod_user_name)] + (
+            [(AccountKind.GROUP, job.working_group)] if job.working_group else []
+        )
+        if all(room.get(account) is None or room[account] > 0 for account in accounts):
+            released.append(job)
+            for account in accounts:
+                if room.get(account) is not None:
+                    room[account] -= 1
+    state.transition_many(released, JobStatus.ACTIVATED, actor=ACTOR, reason="under the running-jobs quota again")
+    return len(released)

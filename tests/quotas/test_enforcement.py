@@ -164,3 +164,20 @@ def test_storage_quota_refuses_replicas_over_it_and_keeps_nothing():
         "erase datasets you no longer need (dq2 erase) and try again"
     )
     assert FileReplica.objects.filter(site=site).count() == 2, "the refused registration left nothing"
+
+
+def test_a_group_at_its_running_limit_is_throttled_even_when_its_users_have_room():
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    rule(SubjectKind.GROUP, "phys-susy", Resource.RUNNING_JOBS, hard=1)
+    JobFactory(owner=alice, working_group="phys-susy", status=JobStatus.RUNNING)
+    group_job = JobFactory(owner=bob, working_group="phys-susy", status=JobStatus.ACTIVATED)
+    own_job = JobFactory(owner=bob, status=JobStatus.ACTIVATED)
+    AccountUsage.objects.create(kind=AccountKind.GROUP, name="phys-susy", running_jobs=1)
+    AccountUsage.objects.create(kind=AccountKind.USER, name="alice", running_jobs=1)
+
+    assert throttle.apply_running_limits() == {"throttled": 1, "released": 0}
+    group_job.refresh_from_db()
+    own_job.refresh_from_db()
+    assert (group_job.status, own_job.status) == (JobStatus.THROTTLED, JobStatus.ACTIVATED)
+    AccountUsage.objects.filter(name="phys-susy").update(running_jobs=0)
+    assert throttle.apply_running_limits() == {"throttled": 0, "released": 1}
