@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("datasets.urls")),
     path("", include("pandamon.site_urls")),
     path("", include("alarms.urls")),
+    path("", include("quotas.urls")),
     path("workers/", views.worker_runs, name="worker-runs"),
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -181,3 +181,24 @@ def test_a_group_at_its_running_limit_is_throttled_even_when_its_users_have_room
     assert (group_job.status, own_job.status) == (JobStatus.THROTTLED, JobStatus.ACTIVATED)
     AccountUsage.objects.filter(name="phys-susy").update(running_jobs=0)
     assert throttle.apply_running_limits() == {"throttled": 0, "released": 1}
+
+
+def test_quota_page_shows_usage_against_limits_with_its_history():
+    alice = UserFactory(username="alice")
+    rule(SubjectKind.USER, "alice", Resource.QUEUED_JOBS, soft=1, hard=5)
+    AccountUsage.objects.create(kind=AccountKind.USER, name="alice", queued_jobs=3)
+    DailyUsage.objects.create(kind=AccountKind.USER, name="alice", day=timezone.now().date(), finished=4,
+                              cpu_seconds=7200)  # fmt: skip
+    client = Client()
+    assert client.get("/quotas/").status_code == 302, "log in first"
+    client.force_login(alice)
+    html = client.get("/quotas/").content.decode()
+    assert 'class="over-soft"' in html and "plotly.min.js" in html and 'data-figure="figure-user-alice"' in html
+    data = client.get("/quotas/", {"json": ""}).json()
+    queued = next(q for q in data["accounts"][0]["quotas"] if q["resource"] == "queued_jobs")
+    assert (queued["used"], queued["soft"], queued["hard"]) == (3, 1, 5)
+    assert data["accounts"][0]["history"][-1]["finished"] == 4
+    assert client.get("/quotas/", {"user": "root"}).status_code == 403
+    client.force_login(grant_role(UserFactory(username="shifty"), roles.SHIFTER))
+    assert client.get("/quotas/", {"user": "alice", "json": ""}).json()["user"] == "alice"
+    assert client.get("/quotas/", {"user": "nobody"}).status_code == 404
