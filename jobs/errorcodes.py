@@ -1,5 +1,7 @@
 """Error codes of each component, with the meaning the portal shows next to a failed job."""
 
+from typing import NamedTuple
+
 JOB_DISPATCHER = {
     100: "lost heartbeat: no pilot update within the site's heartbeat timeout",
     101: "recovery failed",
@@ -47,21 +49,32 @@ def describe(component, code):
     return COMPONENTS.get(component, {}).get(code, "")
 
 
-# The error columns of a job, in the order the first error of a row is looked for.
-ERROR_COLUMNS = (
-    ("pilot", "pilot_error_code", "pilot_error_diag"),
-    ("exe", "exe_error_code", "exe_error_diag"),
-    ("job_dispatcher", "job_dispatcher_error_code", "job_dispatcher_error_diag"),
-    ("ddm", "ddm_error_code", "ddm_error_diag"),
-    ("brokerage", "brokerage_error_code", "brokerage_error_diag"),
-    ("task_buffer", "task_buffer_error_code", "task_buffer_error_diag"),
+class ErrorSource(NamedTuple):
+    """One component's error columns on Job, and the /jobs/ parameter that filters on its code."""
+
+    component: str
+    code: str
+    diag: str
+    param: str
+
+
+# In the order a job's first ("main") error is looked for: the job page, the lists, the errors summary.
+ERROR_SOURCES = (
+    ErrorSource("pilot", "pilot_error_code", "pilot_error_diag", "piloterrorcode"),
+    ErrorSource("exe", "exe_error_code", "exe_error_diag", "exeerrorcode"),
+    ErrorSource("job_dispatcher", "job_dispatcher_error_code", "job_dispatcher_error_diag", "jobdispatchererrorcode"),
+    ErrorSource("ddm", "ddm_error_code", "ddm_error_diag", "ddmerrorcode"),
+    ErrorSource("brokerage", "brokerage_error_code", "brokerage_error_diag", "brokerageerrorcode"),
+    ErrorSource("task_buffer", "task_buffer_error_code", "task_buffer_error_diag", "taskbuffererrorcode"),
+    ErrorSource("sup", "sup_error_code", "sup_error_diag", "superrorcode"),
+    ErrorSource("server", "server_error_code", "server_error_diag", "servererrorcode"),
 )
-ROW_COLUMNS = tuple(column for _, code, diag in ERROR_COLUMNS for column in (code, diag))
+ROW_COLUMNS = tuple(column for source in ERROR_SOURCES for column in (source.code, source.diag))
 
 
 def first_error(row):
     """The first component that reported an error in a `.values()` row of a job, with its meaning."""
-    for component, code, diag in ERROR_COLUMNS:
+    for component, code, diag, _ in ERROR_SOURCES:
         if row.get(code) or row.get(diag):
             return {"component": component, "code": row.get(code), "diag": row.get(diag),
                     "meaning": describe(component, row.get(code))}  # fmt: skip

@@ -54,6 +54,7 @@ class JobFilterSet(GrammarFilterSet):
     taskbuffererrorcode = IntFilter(field_name="task_buffer_error_code")
     superrorcode = IntFilter(field_name="sup_error_code")
     brokerageerrorcode = IntFilter(field_name="brokerage_error_code")
+    servererrorcode = IntFilter(field_name="server_error_code")
 
     window_field = "modification_time"
     default_hours = 12

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from . import views
+from . import error_pages, views
 
 urlpatterns = [
     path("jobs/", views.job_list, name="jobs-page"),
     path("jobs/<int:pandaid>/", views.job_detail, name="job-page"),
     path("jobs/<int:pandaid>/kill/", views.job_kill, name="job-kill"),
     path("jobs/<int:pandaid>/retry/", views.job_retry, name="job-retry"),
+    path("errors/", error_pages.errors_summary, name="errors-page"),
 ]

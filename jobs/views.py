@@ -130,21 +130,13 @@ def _act(request, pandaid, action):
 
 
 def _error_lines(job):
-    sources = (
-        ("pilot", job.pilot_error_code, job.pilot_error_diag),
-        ("exe", job.exe_error_code, job.exe_error_diag),
-        ("job_dispatcher", job.job_dispatcher_error_code, job.job_dispatcher_error_diag),
-        ("ddm", job.ddm_error_code, job.ddm_error_diag),
-        ("brokerage", job.brokerage_error_code, job.brokerage_error_diag),
-        ("task_buffer", job.task_buffer_error_code, job.task_buffer_error_diag),
-        ("sup", job.sup_error_code, job.sup_error_diag),
-        ("server", job.server_error_code, job.server_error_diag),
-    )
-    return [
-        {"component": name, "code": code, "diag": diag, "meaning": errorcodes.describe(name, code)}
-        for name, code, diag in sources
-        if code or diag
-    ]
+    lines = []
+    for source in errorcodes.ERROR_SOURCES:
+        code, diag = getattr(job, source.code), getattr(job, source.diag)
+        if code or diag:
+            lines.append({"component": source.component, "code": code, "diag": diag,
+                          "meaning": errorcodes.describe(source.component, code)})  # fmt: skip
+    return lines
 
 
 def _with_durations(history):

@@ -154,46 +154,50 @@ class IntPatternField(forms.CharField):
 # ---------------------------------------------------------------- filters
 
 
-class TextFilter(filters.Filter):
+class PatternFilter(filters.Filter):
+    """A filter whose form field parses the grammar into a Pattern; subclasses say what one term matches."""
+
+    def filter(self, qs, value):
+        if value is None:
+            return qs
+        return qs.filter(value.to_q(self.field_name, self.term_q))
+
+    @staticmethod
+    def term_q(lookup, term):
+        raise NotImplementedError
+
+
+class TextFilter(PatternFilter):
     """A text column: equals, `*` wildcards, `|`, `!`, `Not specified`."""
 
     field_class = TextPatternField
 
-    def filter(self, qs, value):
-        if value is None:
-            return qs
-        return qs.filter(value.to_q(self.field_name, self._term_q))
-
     @staticmethod
-    def _term_q(lookup, term):
+    def term_q(lookup, term):
         if term.value == NOT_SPECIFIED:
             return not_specified_q(lookup)
         return wildcard_q(lookup, term.value)
 
+    _term_q = term_q  # TEMPORARY alias while helpers finish; removed at integration
 
-class ChoiceFilter(filters.Filter):
+
+class ChoiceFilter(PatternFilter):
     """A column with fixed choices (states, kinds); wildcards allowed, unknown values refused."""
 
     field_class = ChoicePatternField
 
-    def filter(self, qs, value):
-        if value is None:
-            return qs
-        return qs.filter(value.to_q(self.field_name, lambda lookup, term: Q(**{f"{lookup}__in": term.value})))
+    @staticmethod
+    def term_q(lookup, term):
+        return Q(**{f"{lookup}__in": term.value})
 
 
-class IntFilter(filters.Filter):
+class IntFilter(PatternFilter):
     """An integer column: `7`, `7|8`, `!7`, `10:20`."""
 
     field_class = IntPatternField
 
-    def filter(self, qs, value):
-        if value is None:
-            return qs
-        return qs.filter(value.to_q(self.field_name, self._term_q))
-
     @staticmethod
-    def _term_q(lookup, term):
+    def term_q(lookup, term):
         if term.value is None:
             return Q(**{f"{lookup}__isnull": True})
         if term.is_range:
@@ -219,11 +223,14 @@ class Window:
 
 
 def _moment(raw, name, *, end_of_day=False):
-    moment = parse_datetime(raw)
+    wrong = forms.ValidationError(f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM), got {raw[:40]!r}")
+    try:  # parse_* return None for a wrong shape but raise ValueError for an impossible date (2024-13-45)
+        moment, day = parse_datetime(raw), parse_date(raw)
+    except ValueError:
+        raise wrong from None
     if moment is None:
-        day = parse_date(raw)
         if day is None:
-            raise forms.ValidationError(f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM), got {raw!r}")
+            raise wrong
         moment = datetime.combine(day, datetime.min.time()) + (timedelta(days=1) if end_of_day else timedelta())
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 

@@ -29,6 +29,7 @@ urlpatterns = [
     path("", include("pandamon.site_urls")),
     path("", include("alarms.urls")),
     path("", include("quotas.urls")),
+    path("", include("pandamon.plot_urls")),
     path("workers/", views.worker_runs, name="worker-runs"),
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
