@@ -62,29 +62,20 @@ def job_attempts(*, job):
     return previous, following
 
 
-def job_counts_by_site_and_status(*, statuses=None, site_ids=None):
-    """{site_id: {status: n}} over all jobs (or the given states and sites), counted in SQL."""
-    queryset = Job.objects.exclude(computing_site=None)
-    if statuses:
-        queryset = queryset.filter(status__in=statuses)
-    if site_ids is not None:
-        queryset = queryset.filter(computing_site_id__in=site_ids)
-    rows = queryset.values_list("computing_site_id", "status").annotate(n=Count("pandaid")).order_by()
-    counts = {}
-    for site_id, status, n in rows:
-        counts.setdefault(site_id, {})[status] = n
-    return counts
-
-
-def live_and_recent_counts(*, since):
+def live_and_recent_counts(*, final_window, site_ids=None):
     """{(site_id, cloud): {status: n}}: jobs in a live state whatever their age (an activated job
-    waiting for two days is exactly what a shifter must see), jobs in a final state modified since
-    `since`. Two GROUP BYs; the first is served by the (status, site, modification_time) index."""
+    waiting for two days is exactly what a shifter must see), jobs in a final state within
+    `final_window` (a Q on modification_time), of all sites or of `site_ids`.
+
+    Two GROUP BYs counting rows, not pandaids: the live one is answered from the
+    (status, site, modification_time) index alone."""
     live = Job.objects.exclude(status__in=FINAL_STATES)
-    recent = Job.objects.filter(status__in=FINAL_STATES, modification_time__gte=since)
+    recent = Job.objects.filter(final_window, status__in=FINAL_STATES)
     counts = {}
     for queryset in (live, recent):
-        grouped = queryset.values_list("computing_site_id", "cloud", "status").annotate(n=Count("pandaid"))
+        if site_ids is not None:
+            queryset = queryset.filter(computing_site_id__in=site_ids)
+        grouped = queryset.values_list("computing_site_id", "cloud", "status").annotate(n=Count("*"))
         for site_id, cloud, status, n in grouped.order_by():
             cell = counts.setdefault((site_id, cloud), {})
             cell[status] = cell.get(status, 0) + n

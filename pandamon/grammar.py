@@ -178,8 +178,6 @@ class TextFilter(PatternFilter):
             return not_specified_q(lookup)
         return wildcard_q(lookup, term.value)
 
-    _term_q = term_q  # TEMPORARY alias while helpers finish; removed at integration
-
 
 class ChoiceFilter(PatternFilter):
     """A column with fixed choices (states, kinds); wildcards allowed, unknown values refused."""
@@ -225,13 +223,14 @@ class Window:
 def _moment(raw, name, *, end_of_day=False):
     wrong = forms.ValidationError(f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM), got {raw[:40]!r}")
     try:  # parse_* return None for a wrong shape but raise ValueError for an impossible date (2024-13-45)
-        moment, day = parse_datetime(raw), parse_date(raw)
+        day = parse_date(raw)  # a bare day: its start, or for date_to its end (parse_datetime would say 00:00)
+        moment = None if day else parse_datetime(raw)
     except ValueError:
         raise wrong from None
-    if moment is None:
-        if day is None:
-            raise wrong
+    if day:
         moment = datetime.combine(day, datetime.min.time()) + (timedelta(days=1) if end_of_day else timedelta())
+    elif moment is None:
+        raise wrong
     return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
 
 

@@ -5,6 +5,7 @@ They live here, at the top of the dependency order, because they combine apps.""
 from dataclasses import asdict
 from datetime import timedelta
 
+from django.db.models import Q
 from django.shortcuts import redirect
 from django.utils import timezone
 
@@ -30,7 +31,7 @@ NO_PILOT_ALARM = timedelta(hours=1)
 def home(request):
     now = timezone.now()
     since = now - timedelta(hours=RECENT_HOURS)
-    counts = live_and_recent_counts(since=since)
+    counts = live_and_recent_counts(final_window=Q(modification_time__gte=since))
     clouds = _clouds_with_sites(counts, now)
     failures = [{**row, "error": first_error(row)} for row in recent_failures(since=since, limit=15)]
     data = {

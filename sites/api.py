@@ -1,23 +1,12 @@
 """REST API for sites: /api/v1/sites/ (read-only; sites are edited in the admin)."""
 
-import django_filters as filters
 from rest_framework import serializers, viewsets
 
 from pandamon.api import KeysetPagination
 
-from .choices import SiteStatus
+from .filters import SiteFilterSet
 from .models import Site
 from .selectors import site_list
-
-
-class SiteFilterSet(filters.FilterSet):
-    cloud = filters.CharFilter(field_name="cloud__name")
-    status = filters.MultipleChoiceFilter(choices=SiteStatus.choices)
-    tier = filters.NumberFilter()
-
-    class Meta:
-        model = Site
-        fields = ["cloud", "status", "tier"]
 
 
 class SiteSerializer(serializers.ModelSerializer):

@@ -191,3 +191,8 @@ def test_the_api_takes_the_same_grammar(jobs):
 
     listing_ = APIClient().get("/api/v1/jobs/", {"computingsite": "BNL*", "jobstatus": "!failed"}).json()
     assert [row["pandaid"] for row in listing_["results"]] == [jobs["bnl_running"]]
+
+
+def test_a_bare_date_to_includes_that_whole_day(jobs):
+    today = timezone.now().date().isoformat()
+    assert ids({"date_from": today, "date_to": today}) >= {jobs["bnl_running"], jobs["unbrokered"]}
