@@ -1,40 +1,196 @@
-"""The FilterSets of the catalog, shared by the API and the dataset browser pages."""
+"""The FilterSets of the catalog, shared by the API and the dataset browser pages.
+
+Values use the one grammar (pandamon.grammar): `*` wildcards, `|` or, `!` not. Dataset
+names and LFNs keep the DQ2 name-pattern rules on top of it: a term holds only the
+characters a name can hold, plus `*`.
+"""
+
+import re
 
 import django_filters as filters
+from django import forms
+from django.db.models import Exists, F, OuterRef
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+
+from jobs.choices import JobStatus
+from jobs.models import JobFile
+from pandamon.grammar import (
+    ChoiceFilter,
+    GrammarFilterSet,
+    IntFilter,
+    IntPatternField,
+    TextFilter,
+    TextPatternField,
+)
 
 from .choices import DatasetKind, DatasetState
-from .models import Dataset, File
-from .selectors import name_filter
+from .models import Dataset, DatasetReplica, File
+from .naming import CATEGORIES
+from .selectors import WILDCARD
+
+# Parameters of the API calls sharing these FilterSets that are not filters.
+API_PARAMS = ("stream",)
 
 
-class DatasetFilterSet(filters.FilterSet):
-    name = filters.CharFilter(method="filter_name", help_text="Name or pattern with * wildcards, e.g. mc11.*.AOD.*")
-    kind = filters.MultipleChoiceFilter(choices=DatasetKind.choices)
-    state = filters.MultipleChoiceFilter(choices=DatasetState.choices)
-    category = filters.CharFilter(help_text="Browser category: mc, csc, user, dispatch, destination, ...")
-    owner = filters.CharFilter(field_name="owner__username")
-    series = filters.CharFilter()
-    number = filters.CharFilter()
-    physics = filters.CharFilter()
-    stage = filters.CharFilter()
-    format = filters.CharFilter()
-    release = filters.CharFilter()
+NAME_TERMS = "letters, digits, _ - . : + and * wildcards"
+USERNAME_TERM = re.compile(r"^[\w.@+\-*]{1,150}$")
+SITE_TERM = re.compile(r"^[A-Za-z0-9_.\-*]{1,64}$")
+
+
+class NamePatternField(TextPatternField):
+    """The grammar's text pattern restricted to the characters of a DQ2 name (plus `*`)."""
+
+    def __init__(self, *args, allowed=WILDCARD, allowed_text=NAME_TERMS, **kwargs):
+        super().__init__(*args, allowed=allowed, allowed_text=allowed_text, **kwargs)
+
+
+class NameFilter(TextFilter):
+    """A dataset name, a name field or an LFN: the DQ2 name pattern (`mc11.*.AOD.*`) in the grammar."""
+
+    field_class = NamePatternField
+
+
+@extend_schema_field(OpenApiTypes.STR)  # the schema's type: the FilterSet's method applies it, no model field
+class SiteFilter(filters.Filter):
+    """A site name pattern, applied by the FilterSet's method inside an EXISTS over the replicas."""
+
+    field_class = TextPatternField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allowed=SITE_TERM, allowed_text="site names (letters, digits, _ - .) and *", **kwargs)
+
+
+class PercentField(IntPatternField):
+    """A single whole percentage, 0 to 100."""
+
+    def clean(self, value):
+        pattern = super().clean(value)
+        if pattern is None:
+            return None
+        term = pattern.terms[0]
+        single = len(pattern.terms) == 1 and not term.negated and not term.is_range and term.value is not None
+        if not single or not 0 <= term.value <= 100:
+            raise forms.ValidationError("give one whole percentage from 0 to 100")
+        return term.value
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class PercentFilter(filters.Filter):
+    field_class = PercentField
+
+
+class DatasetFilterSet(GrammarFilterSet):
+    name = NameFilter(help_text="Name or pattern with * wildcards, e.g. mc11.*.AOD.*")
+    kind = ChoiceFilter(choices=DatasetKind.choices, help_text="dataset, container or datablock.")
+    state = ChoiceFilter(choices=DatasetState.choices, help_text="open, closed or frozen.")
+    category = ChoiceFilter(
+        choices=[(name, name) for name in CATEGORIES], help_text="Browser category: mc, csc, user, dispatch, ..."
+    )
+    owner = NameFilter(field_name="owner__username", allowed=USERNAME_TERM, allowed_text="user names and *")
+    series = NameFilter()
+    number = NameFilter()
+    physics = NameFilter()
+    stage = NameFilter()
+    format = NameFilter()
+    release = NameFilter()
+    site = SiteFilter(method="filter_site", help_text="Resident at a site (a replica there), e.g. BNL*.")
+    notsite = SiteFilter(method="filter_notsite", help_text="Not resident at the site (no replica there).")
+    minpct = PercentFilter(
+        method="filter_minpct",
+        help_text="With site=: only replicas at least this % complete count; alone: such a replica anywhere.",
+    )
+
+    window_field = "modified_at"  # no default window: hours=/days= ask for recently changed datasets
+    facet_fields = ("category", "kind", "state", "series", "stage", "format", "release", "physics")
+    sort_keys = {
+        "name": ("name",),
+        "created": ("created_at", "name"),
+        "modified": ("modified_at", "name"),
+        "files": ("n_files", "name"),
+        "bytes": ("bytes", "name"),
+    }
+    default_sort = "name"
+    extra_params = API_PARAMS
 
     class Meta:
         model = Dataset
-        fields = ["name", "kind", "state", "category", "owner", "series", "number", "physics", "stage", "format"]
+        fields = []
 
-    def filter_name(self, queryset, name, value):
-        return queryset.filter(name_filter(value))
+    def filter_site(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.filter(Exists(self._replicas_at(value)))
+
+    def filter_notsite(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.filter(~Exists(DatasetReplica.objects.filter(_site_q(value), dataset=OuterRef("pk"))))
+
+    def filter_minpct(self, queryset, name, value):
+        # With site= the percentage narrows the replicas filter_site looks for; alone, any site counts.
+        if value is None or self.form.cleaned_data.get("site") is not None:
+            return queryset
+        return queryset.filter(Exists(self._replicas_at(None)))
+
+    def _replicas_at(self, site_pattern):
+        """Replicas of the outer dataset at matching sites, at least minpct complete.
+
+        An EXISTS, not a join: a dataset at two matching sites is still one row."""
+        replicas = DatasetReplica.objects.filter(dataset=OuterRef("pk"))
+        if site_pattern is not None:
+            replicas = replicas.filter(_site_q(site_pattern))
+        minpct = self.form.cleaned_data.get("minpct")
+        if minpct:
+            # files_present / n_files >= minpct / 100, in integers.
+            replicas = replicas.alias(present_x100=F("files_present") * 100).filter(
+                present_x100__gte=OuterRef("n_files") * minpct
+            )
+        return replicas
 
 
-class FileFilterSet(filters.FilterSet):
-    lfn = filters.CharFilter(method="filter_lfn", help_text="LFN or pattern with * wildcards.")
+def _site_q(pattern):
+    """A site pattern (`BNL*|CERN*`) on a replica's site name."""
+    return pattern.to_q("site__name", TextFilter.term_q)
+
+
+class FileFilterSet(GrammarFilterSet):
+    lfn = NameFilter(help_text="LFN or pattern with * wildcards.")
     guid = filters.UUIDFilter()
+
+    sort_keys = {"lfn": ("lfn",)}
+    default_sort = "lfn"
+    extra_params = API_PARAMS
 
     class Meta:
         model = File
-        fields = ["lfn", "guid"]
+        fields = []
 
-    def filter_lfn(self, queryset, name, value):
-        return queryset.filter(name_filter(value, field="lfn"))
+
+class DatasetFileFilterSet(FileFilterSet):
+    """The files of one dataset on its page (selectors.version_files): the page's own parameters are
+    not filters, and the LFN order is on `lfn_order` (why: see version_files)."""
+
+    sort_keys = {"lfn": ("lfn_order",)}
+    extra_params = ("version", "allreplicas")
+
+
+class BlockFilterSet(GrammarFilterSet):
+    """The blocks summary: input files of jobs changed in the window (see selectors.input_blocks)."""
+
+    block = NameFilter(help_text="Datablock (or dataset) name or pattern.")
+    jobstatus = ChoiceFilter(field_name="job__status", choices=JobStatus.choices)
+    computingsite = NameFilter(field_name="job__computing_site__name")
+    cloud = NameFilter(field_name="job__cloud")
+    prodsourcelabel = NameFilter(field_name="job__prod_source_label")
+    taskid = IntFilter(field_name="job__task_id")
+
+    window_field = "job__modification_time"
+    # Every job a pilot runs heartbeats within the hour, so 3 hours holds all that is being processed;
+    # the summary joins each job to its files, so the window sets its cost (12 h: ~1 s at 100,000 jobs).
+    default_hours = 3
+    facet_fields = ("jobstatus", "computingsite", "cloud", "prodsourcelabel")
+
+    class Meta:
+        model = JobFile
+        fields = []

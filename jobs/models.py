@@ -161,7 +161,17 @@ class JobFile(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["lfn"], name="jobfile_lfn")]
+        # The dataset pages list the latest jobs naming a dataset in one of these columns: (column, job)
+        # serves "newest jobs of this dataset" straight from the index. Partial (non-empty only), so a
+        # file adds entries only to the columns it fills (inputs: dataset, prod/dispatch block; outputs:
+        # dataset, destination block).
+        indexes = [
+            models.Index(fields=["lfn"], name="jobfile_lfn"),
+            *(
+                models.Index(fields=[column, "job"], name=f"jobfile_{column}", condition=~Q(**{column: ""}))
+                for column in ("dataset", "prod_dblock", "dispatch_dblock", "destination_dblock")
+            ),
+        ]
 
     def __str__(self):
         return f"{self.lfn} ({self.type})"

@@ -25,6 +25,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 NOT_SPECIFIED = "Not specified"
 TERM_CHARACTERS = re.compile(r"^[\w .:+@/=,#()\-*]+$")
+TERM_CHARACTERS_TEXT = "letters, digits, spaces, _ . : + @ / = , # ( ) - and * wildcards"
 MAX_TERMS = 50
 
 
@@ -58,17 +59,23 @@ class Pattern:
         return condition
 
 
+def invalid(message):
+    """A form error whose text may quote the user's value: passed as a parameter, so a `%` in
+    it cannot break the `message % params` formatting django-filter and DRF apply."""
+    return forms.ValidationError("%(message)s", params={"message": message})
+
+
 def split_terms(raw):
     """`a|!b` -> [("a", False), ("b", True)]; raises ValidationError on empty or too many terms."""
     parts = [part.strip() for part in raw.split("|")]
     if len(parts) > MAX_TERMS:
-        raise forms.ValidationError(f"at most {MAX_TERMS} alternatives separated by |")
+        raise invalid(f"at most {MAX_TERMS} alternatives separated by |")
     terms = []
     for part in parts:
         negated = part.startswith("!")
         text = part[1:].strip() if negated else part
         if not text:
-            raise forms.ValidationError(f"empty term in {raw!r}")
+            raise invalid(f"empty term in {raw!r}")
         terms.append((text, negated))
     return terms
 
@@ -97,14 +104,20 @@ def not_specified_q(lookup):
 
 
 class TextPatternField(forms.CharField):
+    """Terms of text; each may hold only the characters `allowed` matches (described by `allowed_text`)."""
+
+    def __init__(self, *args, allowed=TERM_CHARACTERS, allowed_text=TERM_CHARACTERS_TEXT, **kwargs):
+        self.allowed, self.allowed_text = allowed, allowed_text
+        super().__init__(*args, **kwargs)
+
     def clean(self, value):
         value = super().clean(value)
         if value in (None, ""):
             return None
         terms = []
         for text, negated in split_terms(value):
-            if text != NOT_SPECIFIED and not TERM_CHARACTERS.match(text):
-                raise forms.ValidationError(f"{text[:60]!r} has characters a name or value cannot contain")
+            if text != NOT_SPECIFIED and not self.allowed.match(text):
+                raise invalid(f"{text[:60]!r} is not a valid pattern: use only {self.allowed_text}")
             terms.append(Term(text, negated))
         return Pattern(tuple(terms))
 
@@ -124,7 +137,7 @@ class ChoicePatternField(forms.CharField):
         for text, negated in split_terms(value):
             matches = [choice for choice in self.valid if _wildcard_match(text, choice)]
             if not matches:
-                raise forms.ValidationError(f"{text[:60]!r} is not one of: {', '.join(self.valid)}")
+                raise invalid(f"{text[:60]!r} is not one of: {', '.join(self.valid)}")
             terms.append(Term(tuple(matches), negated))
         return Pattern(tuple(terms))
 
@@ -147,7 +160,7 @@ class IntPatternField(forms.CharField):
             try:
                 terms.append(Term(int(low), negated, int(high) if sep else None))
             except ValueError:
-                raise forms.ValidationError(f"{text[:60]!r} is not an integer or a range like 10:20") from None
+                raise invalid(f"{text[:60]!r} is not an integer or a range like 10:20") from None
         return Pattern(tuple(terms))
 
 
@@ -221,7 +234,7 @@ class Window:
 
 
 def _moment(raw, name, *, end_of_day=False):
-    wrong = forms.ValidationError(f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM), got {raw[:40]!r}")
+    wrong = invalid(f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM), got {raw[:40]!r}")
     try:  # parse_* return None for a wrong shape but raise ValueError for an impossible date (2024-13-45)
         day = parse_date(raw)  # a bare day: its start, or for date_to its end (parse_datetime would say 00:00)
         moment = None if day else parse_datetime(raw)
@@ -239,9 +252,9 @@ def parse_window(data, *, field, default_hours, deep):
     hours, days = data.get("hours"), data.get("days")
     date_from, date_to = data.get("date_from"), data.get("date_to")
     if hours and days:
-        raise forms.ValidationError("give hours or days, not both")
+        raise invalid("give hours or days, not both")
     if (hours or days) and date_from:
-        raise forms.ValidationError("give hours/days or date_from, not both")
+        raise invalid("give hours/days or date_from, not both")
     now = timezone.now()
     end = _moment(date_to, "date_to", end_of_day=True) if date_to else None
     if hours or days:
@@ -250,7 +263,7 @@ def parse_window(data, *, field, default_hours, deep):
     if date_from:
         start = _moment(date_from, "date_from")
         if end and end <= start:
-            raise forms.ValidationError("date_to must be after date_from")
+            raise invalid("date_to must be after date_from")
         return Window(field, start, end, None, False)
     if end or deep or not default_hours:
         return Window(field, None, end, None, False)
@@ -261,9 +274,9 @@ def _positive_number(raw, name, maximum):
     try:
         number = float(raw)
     except ValueError:
-        raise forms.ValidationError(f"{name} must be a number, got {raw[:40]!r}") from None
+        raise invalid(f"{name} must be a number, got {raw[:40]!r}") from None
     if not 0 < number <= maximum:
-        raise forms.ValidationError(f"{name} must be greater than 0 and at most {maximum}")
+        raise invalid(f"{name} must be greater than 0 and at most {maximum}")
     return number
 
 
@@ -288,7 +301,7 @@ class GrammarForm(forms.Form):
         filterset = self.filterset_class
         unknown = sorted(set(self.data) - set(self.fields) - RESERVED_PARAMS - set(filterset.extra_params))
         if unknown:
-            raise forms.ValidationError(
+            raise invalid(
                 f"unknown parameter {', '.join(unknown)}; this list filters on {', '.join(sorted(self.fields))}"
             )
         if filterset.window_field:

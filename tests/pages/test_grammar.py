@@ -109,7 +109,10 @@ def test_stalled_in_state(jobs):
         ({"taskid": "seven"}, "taskid: 'seven' is not an integer"),
         ({"priority": "1:x"}, "priority: '1:x' is not an integer"),
         ({"computingsite": "BNL|"}, "computingsite: empty term"),
-        ({"computingsite": "BNL'; drop table"}, "has characters"),
+        ({"computingsite": "BNL'; drop table"}, "is not a valid pattern: use only letters"),
+        ({"computingsite": "100%"}, "'100%' is not a valid pattern"),
+        ({"jobstatus": "%"}, "'%' is not one of"),
+        ({"a%": "1"}, "unknown parameter a%"),
         ({"hours": "x"}, "hours must be a number"),
         ({"hours": "0"}, "hours must be greater than 0"),
         ({"hours": "3", "days": "1"}, "give hours or days, not both"),
@@ -196,3 +199,11 @@ def test_the_api_takes_the_same_grammar(jobs):
 def test_a_bare_date_to_includes_that_whole_day(jobs):
     today = timezone.now().date().isoformat()
     assert ids({"date_from": today, "date_to": today}) >= {jobs["bnl_running"], jobs["unbrokered"]}
+
+
+@pytest.mark.parametrize("params", [{"jobstatus": "%"}, {"a%s": "1"}, {"computingsite": "%(x)s"}])
+def test_the_api_refuses_values_with_percent_signs_cleanly(params):
+    from rest_framework.test import APIClient
+
+    response = APIClient().get("/api/v1/jobs/", params)
+    assert response.status_code == 400 and response.json()["error"].startswith("invalid input:")
