@@ -92,3 +92,54 @@ def test_browse_from_the_dashboard_to_a_failed_job(live_server_url, failed_job, 
     page.screenshot(path=str(ARTIFACTS / "api-docs.png"))
     assert problems == {"console": [], "outside": []}
     assert Path(ARTIFACTS / "job.png").stat().st_size > 0
+
+
+AOD = "mc11.007216.singlepart_mu18.recon.AOD.v11000303"
+
+
+@pytest.fixture
+def catalog_data(live_server_url):
+    """Two sites in two clouds, an mc dataset complete at one of them and a user dataset."""
+    from datasets.services import catalog, replicas
+    from pandamon import roles
+
+    from ..factories import UserFactory, grant_role
+
+    ops = grant_role(UserFactory(username="ops"), roles.DATA_OPERATOR)
+    for name, cloud in (("BNL", "US"), ("CERN-PROD", "CERN")):
+        SiteFactory(name=name, cloud__name=cloud, storage_endpoint=f"/storage/{name}")
+    files = [{"lfn": f"aod._{i:05d}.pool.root.1", "fsize": 1000 + i, "adler32": f"{i:08x}"} for i in range(3)]
+    catalog.register_new_datasets(
+        user=ops,
+        specs=[{"name": AOD, "files": files}, {"name": "user.ops.ntuple.v1", "files": []}],
+    )
+    replicas.register_file_replicas(user=ops, site_name="BNL", replicas=[{"lfn": f["lfn"]} for f in files])
+    return files
+
+
+def test_browse_the_dataset_browser_to_a_file(live_server_url, catalog_data, browser_page):
+    page = browser_page
+    problems = watch(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    page.goto(live_server_url + "/")
+    page.get_by_role("link", name="Datasets", exact=True).click()
+    page.wait_for_url("**/datasets/")
+    page.screenshot(path=str(ARTIFACTS / "datasets.png"), full_page=True)
+    page.locator("p.categories a.chip", has_text="mc").click()  # a category
+    page.wait_for_url("**/datasets/?category=mc")
+    page.locator("form.residency select[name=site]").select_option("BNL")  # a site, chosen by cloud
+    with page.expect_navigation():
+        page.locator("form.residency button").click()
+    assert "site=BNL" in page.url and "category=mc" in page.url, page.url
+    assert page.locator("table.list tbody tr").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "datasets-mc-at-bnl.png"), full_page=True)
+    page.get_by_role("link", name=AOD, exact=True).click()
+    page.wait_for_url(f"**/datasets/{AOD}/")
+    assert "BNL" in page.locator("body").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "dataset.png"), full_page=True)
+    page.get_by_role("link", name=catalog_data[0]["lfn"], exact=True).click()
+    page.wait_for_url("**/files/aod._00000.pool.root.1/")
+    assert AOD in page.locator("body").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "file.png"), full_page=True)
+    assert problems == {"console": [], "outside": []}
