@@ -5,8 +5,8 @@ from .models import AccountUsage, DailyUsage, QuotaRule
 
 @admin.register(QuotaRule)
 class QuotaRuleAdmin(admin.ModelAdmin):
-    list_display = ["subject_kind", "subject_name", "resource", "soft_limit", "hard_limit", "comment"]
-    list_filter = ["subject_kind", "resource"]
+    list_display = ["subject_kind", "subject_name", "resource", "site", "soft_limit", "hard_limit", "comment"]
+    list_filter = ["subject_kind", "resource", "site"]
     search_fields = ["subject_name", "comment"]
     list_editable = ["soft_limit", "hard_limit"]
 

@@ -6,6 +6,8 @@ so a submission never rescans the job tables."""
 
 from django.db import models
 
+from sites.models import Site
+
 from .choices import AccountKind, Resource, SubjectKind
 
 
@@ -20,6 +22,10 @@ class QuotaRule(models.Model):
         max_length=150, help_text="Role name (user, production_manager, group, ...), user name or group name."
     )
     resource = models.CharField(max_length=16, choices=Resource.choices)
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.CASCADE,
+        help_text="storage_bytes only: a limit on one site's storage; empty = the total over all sites.",
+    )  # fmt: skip
     soft_limit = models.BigIntegerField(null=True, blank=True)
     hard_limit = models.BigIntegerField(null=True, blank=True)
     comment = models.CharField(max_length=200, blank=True)
@@ -27,7 +33,18 @@ class QuotaRule(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["subject_kind", "subject_name", "resource"], name="quotarule_unique_subject_resource"
+                fields=["subject_kind", "subject_name", "resource"],
+                condition=models.Q(site__isnull=True),
+                name="quotarule_unique_subject_resource",
+            ),
+            models.UniqueConstraint(
+                fields=["subject_kind", "subject_name", "resource", "site"],
+                condition=models.Q(site__isnull=False),
+                name="quotarule_unique_subject_resource_site",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(site__isnull=True) | models.Q(resource=Resource.STORAGE_BYTES),
+                name="quotarule_site_only_for_storage",
             ),
             models.CheckConstraint(
                 condition=models.Q(soft_limit__isnull=True)

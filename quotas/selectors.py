@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from datasets.models import DatasetReplica
 from pandamon import roles
+from sites.models import Site
 
 from .choices import AccountKind, Resource, SubjectKind
 from .models import AccountUsage, DailyUsage, QuotaRule
@@ -28,13 +29,27 @@ def limits_for(kind, name, *, user=None):
     """{resource: Limit} for an account: its own override, else the most generous default of its roles."""
     own_kind = SubjectKind.USER if kind == AccountKind.USER else SubjectKind.GROUP
     role_names = _role_names(user) if kind == AccountKind.USER else [GROUP_ROLE]
-    rules = QuotaRule.objects.filter(subject_kind=own_kind, subject_name=name) | QuotaRule.objects.filter(
-        subject_kind=SubjectKind.ROLE, subject_name__in=role_names
-    )
     by_resource = {}
-    for rule in rules:
+    for rule in _rules(own_kind, name, role_names).filter(site__isnull=True):
         by_resource.setdefault(rule.resource, []).append(rule)
     return {resource: _pick(found, own_kind) for resource, found in by_resource.items()}
+
+
+def site_storage_limits(name, *, user=None):
+    """{site name: Limit} of a user's per-site storage rules (own override, else their roles' defaults)."""
+    by_site = {}
+    rules = _rules(SubjectKind.USER, name, _role_names(user)).filter(
+        resource=Resource.STORAGE_BYTES, site__isnull=False
+    )
+    for rule in rules.select_related("site"):
+        by_site.setdefault(rule.site.name, []).append(rule)
+    return {site: _pick(found, SubjectKind.USER) for site, found in by_site.items()}
+
+
+def _rules(own_kind, name, role_names):
+    return QuotaRule.objects.filter(subject_kind=own_kind, subject_name=name) | QuotaRule.objects.filter(
+        subject_kind=SubjectKind.ROLE, subject_name__in=role_names
+    )
 
 
 def _role_names(user):
@@ -77,12 +92,14 @@ def usage_of(kind, name, *, today=None):
     }
 
 
-def storage_used(username):
-    """Bytes at all sites of the user's datasets (user.<name>.*), summed over their replicas.
+def storage_used(username, *, site=None):
+    """Bytes of the user's datasets (user.<name>.*) at all sites, or at `site`, summed over their replicas.
 
     Computed when asked, from the replica counters the catalog keeps: the prefix is served by
     the name index and a user has few datasets next to the whole catalog."""
     replicas = DatasetReplica.objects.filter(dataset__name__startswith=f"user.{username}.")
+    if site is not None:
+        replicas = replicas.filter(site=site)
     return replicas.aggregate(total=Sum("bytes_present"))["total"] or 0
 
 
@@ -108,10 +125,13 @@ def quota_report(user, *, days=30):
     for kind, name in accounts:
         limits = limits_for(kind, name, user=user if kind == AccountKind.USER else None)
         usage = usage_of(kind, name)
+        lines = [_line(resource, usage[resource], limits.get(resource)) for resource in Resource]
+        if kind == AccountKind.USER:
+            lines += _site_storage_lines(name, user)
         report.append(
             {
                 "account": {"kind": kind, "name": name},
-                "quotas": [_line(resource, usage[resource], limits.get(resource)) for resource in Resource],
+                "quotas": lines,
                 "history": list(
                     daily_history(kind, name, days=days).values(
                         "day", "submitted", "finished", "failed", "cancelled", "cpu_seconds"
@@ -120,6 +140,14 @@ def quota_report(user, *, days=30):
             }
         )
     return report
+
+
+def _site_storage_lines(name, user):
+    lines = []
+    for site_name, limit in sorted(site_storage_limits(name, user=user).items()):
+        line = _line(Resource.STORAGE_BYTES, storage_used(name, site=Site.objects.get(name=site_name)), limit)
+        lines.append({**line, "site": site_name, "label": f"bytes of your user datasets at {site_name}"})
+    return lines
 
 
 def _line(resource, used, limit):

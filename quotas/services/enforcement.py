@@ -16,7 +16,7 @@ from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.models import PhysicsGroup
 
 from ..choices import AccountKind, Resource
-from ..selectors import limits_for, next_reset, storage_used, usage_of
+from ..selectors import limits_for, next_reset, site_storage_limits, storage_used, usage_of
 
 
 class QuotaExceeded(ServiceError):
@@ -98,14 +98,19 @@ def check_storage(*, site, new_file_ids):
         owners.add(parse(name).user)
     users = {user.username: user for user in get_user_model().objects.filter(username__in=owners)}
     for owner in sorted(owners):
-        limit = limits_for(AccountKind.USER, owner, user=users.get(owner)).get(Resource.STORAGE_BYTES)
-        if limit is None or limit.hard is None:
-            continue
-        used = storage_used(owner)
-        if used > limit.hard:
-            raise QuotaExceeded(
-                f"quota exceeded: user {owner}'s datasets would hold {used:,} bytes, over the {limit.hard:,} byte "
-                f"storage quota; erase datasets you no longer need (dq2 erase) and try again",
-                details={"account": owner, "resource": Resource.STORAGE_BYTES.value, "used": used,
-                         "limit": limit.hard, "site": site.name},
-            )  # fmt: skip
+        user = users.get(owner)
+        total = limits_for(AccountKind.USER, owner, user=user).get(Resource.STORAGE_BYTES)
+        _refuse_storage(owner, total, storage_used(owner), "", site)
+        _refuse_storage(owner, site_storage_limits(owner, user=user).get(site.name),
+                        storage_used(owner, site=site), f" at {site.name}", site)  # fmt: skip
+
+
+def _refuse_storage(owner, limit, used, where, site):
+    if limit is None or limit.hard is None or used <= limit.hard:
+        return
+    raise QuotaExceeded(
+        f"quota exceeded: user {owner}'s datasets would hold {used:,} bytes{where}, over the {limit.hard:,} byte "
+        f"storage quota; erase datasets you no longer need (dq2 erase) and try again",
+        details={"account": owner, "resource": Resource.STORAGE_BYTES.value, "used": used,
+                 "limit": limit.hard, "site": site.name},
+    )  # fmt: skip

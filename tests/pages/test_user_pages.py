@@ -13,6 +13,7 @@ from django.utils import timezone
 from datasets.models import Dataset
 from jobs.choices import JobStatus
 from jobs.models import Job
+from quotas.models import QuotaRule
 
 from ..factories import JobFactory, SiteFactory, UserFactory
 
@@ -152,6 +153,10 @@ def test_user_page_failures_datasets_and_quota(activity):
     assert {row["name"] for row in data["datasets"]["rows"]} == {f"user.alice.set{n}" for n in range(3)}
     assert data["quota"] == {"visible": False}, "quotas are not public"
     assert "Quotas are shown to the user, shifters and admins" in Client().get("/users/alice/").content.decode()
+    # Created here: the installation's default rules come from a data migration, which a transactional
+    # test earlier in the session may have flushed.
+    QuotaRule.objects.update_or_create(subject_kind="role", subject_name="user", resource="queued_jobs",
+                                       site=None, defaults={"soft_limit": 5000, "hard_limit": 20000})  # fmt: skip
     owner = Client()
     owner.force_login(get_user_model().objects.get(username="alice"))
     queued = next(q for q in owner.get("/users/alice/", {"json": ""}).json()["quota"]["quotas"]

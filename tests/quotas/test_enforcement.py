@@ -13,7 +13,7 @@ from pandamon import roles
 from pandamon.models import Identity, PhysicsGroup
 from quotas.choices import AccountKind, Resource, SubjectKind
 from quotas.models import AccountUsage, DailyUsage, QuotaRule
-from quotas.selectors import limits_for
+from quotas.selectors import limits_for, quota_report
 from quotas.services import accounting, throttle
 
 from ..factories import JobFactory, UserFactory, grant_role
@@ -202,3 +202,24 @@ def test_quota_page_shows_usage_against_limits_with_its_history():
     client.force_login(grant_role(UserFactory(username="shifty"), roles.SHIFTER))
     assert client.get("/quotas/", {"user": "alice", "json": ""}).json()["user"] == "alice"
     assert client.get("/quotas/", {"user": "nobody"}).status_code == 404
+
+
+def test_a_per_site_storage_quota_limits_that_site_only():
+    from datasets.services import catalog, replicas
+
+    from ..factories import SiteFactory
+
+    alice = UserFactory(username="alice")
+    bnl, cern = SiteFactory(name="BNL", storage_endpoint="/bnl"), SiteFactory(name="CERN", storage_endpoint="/cern")
+    QuotaRule.objects.create(subject_kind=SubjectKind.USER, subject_name="alice", resource=Resource.STORAGE_BYTES,
+                             site=bnl, hard_limit=1500)  # fmt: skip
+    files = [{"lfn": f"user.alice.s.{i}.root", "fsize": 1000, "adler32": "0000abcd"} for i in range(2)]
+    catalog.register_new_datasets(user=alice, specs=[{"name": "user.alice.s", "files": files}])
+    assert replicas.register_file_replicas(user=alice, site_name="CERN", replicas=files) == 2
+    with pytest.raises(Exception) as refused:
+        replicas.register_file_replicas(user=alice, site_name="BNL", replicas=files)
+    assert "would hold 2,000 bytes at BNL, over the 1,500 byte storage quota" in str(refused.value)
+    assert replicas.register_file_replicas(user=alice, site_name="BNL", replicas=files[:1]) == 1
+    report = next(line for line in quota_report(alice)[0]["quotas"] if line.get("site") == "BNL")
+    assert (report["used"], report["hard"]) == (1000, 1500)
+    assert cern.pk
