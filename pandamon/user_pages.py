@@ -120,6 +120,8 @@ def user_detail(request, username):
         "sites": selectors.user_sites(username=username, window=window),
         "tasks": {"total": n_tasks, "rows": tasks},
         "datasets": {"total": n_datasets, "rows": datasets},
+        "datasets_used": selectors.user_input_datasets(username=username, window=window),
+        "daily": selectors.user_daily_statistics(username=username),
         "quota": _quota(request.user, user),
     }
     context = {

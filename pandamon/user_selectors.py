@@ -10,8 +10,10 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 
 from datasets.models import Dataset
-from jobs.choices import JobStatus
-from jobs.models import Job
+from jobs.choices import FileType, JobStatus
+from jobs.models import Job, JobFile
+from quotas.choices import AccountKind
+from quotas.selectors import daily_history
 
 from .site_selectors import ALL_STATES, ERROR_SOURCES, FINAL_STATE_ORDER, count_in, failures_by_error, window_q
 
@@ -19,6 +21,7 @@ RECENT_FAILURES = 20
 TASKS_SHOWN = 50
 DATASETS_SHOWN = 50
 INACTIVE_SHOWN = 500
+DAILY_DAYS = 30
 
 
 def _hours(seconds):
@@ -207,3 +210,29 @@ def daily_usage(*, start):
     for day in days.values():
         day["cpu_hours"] = _hours(day.pop("cpu"))
     return days, {"users": len(users), "sites": len(sites)}
+
+
+def user_input_datasets(*, username, window, limit=DATASETS_SHOWN):
+    """The datasets the user's jobs of the window read, most read first: [{name, jobs, files}]."""
+    rows = (
+        JobFile.objects.filter(job__in=user_jobs(username=username, window=window).values("pandaid"),
+                               type=FileType.INPUT)
+        .exclude(dataset="")
+        .values("dataset")
+        .annotate(jobs=Count("job_id", distinct=True), files=Count("*"))
+        .order_by("-jobs", "dataset")[:limit]
+    )  # fmt: skip
+    return [{"name": row["dataset"], "jobs": row["jobs"], "files": row["files"]} for row in rows]
+
+
+def user_daily_statistics(*, username, days=DAILY_DAYS):
+    """The user's kept daily statistics (quota accounting): jobs submitted and ended per day, success rate, CPU."""
+    rows = daily_history(AccountKind.USER, username, days=days).values(
+        "day", "submitted", "finished", "failed", "cancelled", "cpu_seconds"
+    )
+    result = []
+    for row in rows:
+        ended = row["finished"] + row["failed"]
+        result.append({**row, "success_pct": round(100 * row["finished"] / ended) if ended else None,
+                       "cpu_hours": _hours(row["cpu_seconds"])})  # fmt: skip
+    return result

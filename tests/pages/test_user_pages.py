@@ -235,3 +235,26 @@ def test_usage_on_an_empty_database_has_a_row_of_zeros_per_day():
     data = get_json("/summary/usage/", days=3)
     assert [row["finished"] for row in data["rows"]] == [0, 0, 0]
     assert data["totals"]["users"] == 0
+
+
+def test_user_page_shows_datasets_used_and_the_kept_daily_statistics():
+    from jobs.choices import FileType
+    from quotas.models import DailyUsage
+
+    from ..factories import JobFileFactory
+
+    for n in range(3):
+        job = JobFactory(owner=UserFactory(username="zoe"), status=JobStatus.FINISHED)
+        JobFileFactory(job=job, type=FileType.INPUT, dataset="mc11.1.a.AOD.v1", lfn=f"in{n}.root")
+        if n == 0:
+            JobFileFactory(job=job, type=FileType.INPUT, dataset="mc11.2.b.AOD.v1", lfn="other.root")
+    DailyUsage.objects.create(kind="user", name="zoe", day=timezone.now().date(), submitted=5, finished=3, failed=1,
+                              cpu_seconds=5400)  # fmt: skip
+    data = get_json("/users/zoe/")
+    assert data["datasets_used"] == [
+        {"name": "mc11.1.a.AOD.v1", "jobs": 3, "files": 3},
+        {"name": "mc11.2.b.AOD.v1", "jobs": 1, "files": 1},
+    ]
+    [today] = data["daily"]
+    assert (today["submitted"], today["success_pct"], today["cpu_hours"]) == (5, 75, 1.5)
+    assert "75%" in Client().get("/users/zoe/").content.decode()
