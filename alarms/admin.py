@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import NotificationPreference, SentNotification
+from .models import Alarm, AlarmSubscription, NotificationPreference, SentNotification
 
 
 @admin.register(NotificationPreference)
@@ -17,3 +17,20 @@ class SentNotificationAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "address", "subject"]
     readonly_fields = ["user", "address", "subject", "events", "sent_at"]
     show_full_result_count = False
+
+
+@admin.register(Alarm)
+class AlarmAdmin(admin.ModelAdmin):
+    list_display = ["last_seen", "severity", "state", "category", "subject_kind", "subject", "count", "message"]
+    list_filter = ["state", "severity", "category", "subject_kind"]
+    search_fields = ["subject", "message", "category"]
+    raw_id_fields = ["acknowledged_by"]
+    show_full_result_count = False
+
+
+@admin.register(AlarmSubscription)
+class AlarmSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["user", "category", "site", "min_severity"]
+    list_filter = ["min_severity"]
+    search_fields = ["user__username", "category", "site"]
+    raw_id_fields = ["user"]

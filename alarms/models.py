@@ -1,7 +1,10 @@
-"""Notifications (email) of job events; alarm records and rules arrive with the alarms issue."""
+"""Alarms (records of what is wrong, raised by rules and probes) and email notifications."""
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+
+from .choices import AlarmState, Severity, SubjectKind
 
 
 class NotificationPreference(models.Model):
@@ -38,3 +41,54 @@ class SentNotification(models.Model):
 
     def __str__(self):
         return f"{self.subject} to {self.address}"
+
+
+class Alarm(models.Model):
+    """Something wrong with a subject (a site, a job, a task, a dataset, a service).
+
+    Raising the same alarm (category + subject) again while it is not resolved updates it
+    (last seen, count, message) instead of adding a row."""
+
+    category = models.CharField(max_length=60, help_text="What kind of problem, e.g. site-no-pilots.")
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    subject_kind = models.CharField(max_length=8, choices=SubjectKind.choices)
+    subject = models.CharField(max_length=255)
+    message = models.CharField(max_length=500)
+    source = models.CharField(max_length=160, help_text="The rule, or the probe/user that raised it.")
+    state = models.CharField(max_length=12, choices=AlarmState.choices, default=AlarmState.OPEN)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    count = models.PositiveIntegerField(default=1)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="Last mail about it (quiet period).")
+
+    class Meta:
+        constraints = [
+            # One live alarm per problem: what makes "raise again" an update.
+            models.UniqueConstraint(
+                fields=["category", "subject_kind", "subject"],
+                condition=~Q(state=AlarmState.RESOLVED),
+                name="alarm_one_live_per_subject",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "-last_seen"], name="alarm_state_seen")]
+
+    def __str__(self):
+        return f"[{self.severity}] {self.category} {self.subject_kind} {self.subject}: {self.message}"
+
+
+class AlarmSubscription(models.Model):
+    """Mail me alarms of this category and/or site (empty = any) at or above this severity."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alarm_subscriptions")
+    category = models.CharField(max_length=60, blank=True)
+    site = models.CharField(max_length=64, blank=True, help_text="A site name; empty = every subject.")
+    min_severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
+
+    def __str__(self):
+        return f"{self.user}: {self.category or 'any'} at {self.site or 'any'} >= {self.min_severity}"

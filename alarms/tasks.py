@@ -4,10 +4,18 @@ from celery import shared_task
 
 from pandamon.workers import recorded_run
 
-from .services import notifications
+from . import rules
+from .services import alarm_mail, notifications
 
 
 @shared_task(name="alarms.send_job_notifications")
 def send_job_notifications():
-    with recorded_run("alarms.send_job_notifications") as counts:
+    with recorded_run(send_job_notifications.name) as counts:
         counts["mails"] = notifications.send_job_notifications()
+
+
+@shared_task(name="alarms.evaluate_rules")
+def evaluate_rules():
+    with recorded_run(evaluate_rules.name) as counts:
+        counts.update(rules.evaluate())
+        counts["mails"] = alarm_mail.mail_alarms()

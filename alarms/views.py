@@ -1,12 +1,53 @@
-"""The notification preferences page: which job events a user is mailed about."""
+"""The alarm panel and the notification preferences page."""
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
 
-from pandamon.pages import render_page
+from pandamon import roles
+from pandamon.errors import PermissionDenied, ServiceError
+from pandamon.pages import error_page, list_page, render_page
 
-from .models import NotificationPreference, SentNotification
+from .choices import AlarmState, Severity
+from .filters import AlarmFilterSet
+from .models import Alarm, NotificationPreference, SentNotification
+from .services import alarms
+
+ALARM_COLUMNS = ("id", "severity", "state", "category", "subject_kind", "subject", "message", "source", "count",
+                 "first_seen", "last_seen", "acknowledged_by__username", "acknowledged_at", "resolved_by",
+                 "resolved_at")  # fmt: skip
+
+
+def alarm_panel(request):
+    may_handle = roles.is_admin(request.user) or roles.has_role(request.user, roles.SHIFTER)
+    return list_page(
+        request, "alarms/alarm_panel.html", filterset_class=AlarmFilterSet, queryset=Alarm.objects.all(),
+        columns=ALARM_COLUMNS, decorate=_with_subject_links,
+        context={"noun": "alarm", "may_handle": may_handle, "states": AlarmState, "severities": Severity},
+    )  # fmt: skip
+
+
+def _with_subject_links(rows):
+    for row in rows:
+        kind, subject = row["subject_kind"], row["subject"]
+        row["subject_url"] = {"site": f"/sites/{subject}/", "job": f"/jobs/{subject}/",
+                              "dataset": f"/datasets/{subject}/"}.get(kind)  # fmt: skip
+    return rows
+
+
+@require_POST
+def alarm_action(request, alarm_id, action):
+    """Acknowledge or resolve (shifters and admins): the same service as the API."""
+    if not request.user.is_authenticated:
+        return error_page(request, PermissionDenied("log in to handle alarms"))
+    handler = {"acknowledge": alarms.acknowledge, "resolve": alarms.resolve}[action]
+    try:
+        handler(user=request.user, alarm_id=alarm_id)
+    except ServiceError as error:
+        return error_page(request, error)
+    return redirect(request.POST.get("next") or "alarms-page")
+
 
 RECENT_MAILS = 20
 

@@ -9,7 +9,7 @@ from .services import adder, brokerage, watchers
 
 @shared_task(name="jobs.broker_defined_jobs", ignore_result=True)
 def broker_defined_jobs():
-    with recorded_run("brokerage") as counts:
+    with recorded_run(broker_defined_jobs.name) as counts:
         counts.update(brokerage.broker_defined_jobs())
 
 
@@ -20,20 +20,20 @@ def finalize_job(pandaid):
 
 @shared_task(name="jobs.watch_lost_heartbeats", ignore_result=True)
 def watch_lost_heartbeats():
-    with recorded_run("watcher-lost-heartbeat") as counts:
+    with recorded_run(watch_lost_heartbeats.name) as counts:
         counts.update(watchers.fail_lost_heartbeats())
 
 
 @shared_task(name="jobs.watch_timeouts", ignore_result=True)
 def watch_timeouts():
-    with recorded_run("watcher-timeouts") as counts:
+    with recorded_run(watch_timeouts.name) as counts:
         counts.update(watchers.fail_sent_timeouts())
         counts.update(watchers.fail_holding_timeouts())
 
 
 @shared_task(name="jobs.retry_stuck_holding", ignore_result=True)
 def retry_stuck_holding():
-    with recorded_run("adder-sweep") as counts:
+    with recorded_run(retry_stuck_holding.name) as counts:
         ids = watchers.stuck_holding_ids()
         for pandaid in ids:
             adder.finalize_job(pandaid)

@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "alarms.context.alarm_status",
             ],
             "builtins": ["pandamon.templatetags.pandamon_extras"],
         },
@@ -227,6 +228,24 @@ PANDA = {
     "PORTAL_URL": os.environ.get("PANDA_PORTAL_URL", "http://127.0.0.1:8000"),
 }
 
+# Alarm rules' thresholds (alarms/rules.py).
+PANDA_ALARMS = {
+    "NO_PILOT_MINUTES": int(os.environ.get("PANDA_ALARM_NO_PILOT_MINUTES", 60)),
+    "ASSIGNED_HOURS": int(os.environ.get("PANDA_ALARM_ASSIGNED_HOURS", 12)),
+    "ACTIVATED_HOURS": int(os.environ.get("PANDA_ALARM_ACTIVATED_HOURS", 6)),
+    "SURGE_MIN_FAILED": int(os.environ.get("PANDA_ALARM_SURGE_MIN_FAILED", 20)),
+    "SURGE_FAILED_SHARE": float(os.environ.get("PANDA_ALARM_SURGE_FAILED_SHARE", 0.5)),
+    "SURGE_MIN_LOST_HEARTBEATS": int(os.environ.get("PANDA_ALARM_SURGE_MIN_LOST_HEARTBEATS", 10)),
+    "LONG_RUNNING_FACTOR": float(os.environ.get("PANDA_ALARM_LONG_RUNNING_FACTOR", 3)),
+    "LONG_RUNNING_MIN_HOURS": float(os.environ.get("PANDA_ALARM_LONG_RUNNING_MIN_HOURS", 1)),
+    "WORKER_MISSED_PERIODS": int(os.environ.get("PANDA_ALARM_WORKER_MISSED_PERIODS", 3)),
+    "WORKER_MIN_MINUTES": int(os.environ.get("PANDA_ALARM_WORKER_MIN_MINUTES", 5)),
+    # An alarm is mailed when raised, then at most once per quiet period while it stays live.
+    "QUIET_MINUTES": int(os.environ.get("PANDA_ALARM_QUIET_MINUTES", 60)),
+    # The header's open-alarm counts are recounted at most this often per web process.
+    "STATUS_CACHE_SECONDS": int(os.environ.get("PANDA_ALARM_STATUS_CACHE_SECONDS", 15)),
+}
+
 # Mail (job notifications). The default prints mails on the console (the demo); set
 # EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST etc. in production.
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -245,6 +264,7 @@ CELERY_BEAT_SCHEDULE = {
     "quotas-reconcile": {"task": "quotas.reconcile", "schedule": timedelta(hours=1)},
     # At most one digest mail per user per run.
     "alarms-send-job-notifications": {"task": "alarms.send_job_notifications", "schedule": timedelta(minutes=10)},
+    "alarms-evaluate-rules": {"task": "alarms.evaluate_rules", "schedule": timedelta(minutes=5)},
 }
 
 LOGGING = {

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from alarms.api import AlarmViewSet
 from datasets.api import ContainerViewSet, DatasetViewSet, FileViewSet, ReplicaViewSet
 from jobs import pilot_views
 from jobs.api import JobViewSet
@@ -20,6 +21,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("containers", ContainerViewSet, basename="container")
 router.register("files", FileViewSet, basename="file")
 router.register("replicas", ReplicaViewSet, basename="replica")
+router.register("alarms", AlarmViewSet, basename="alarm")
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -6,12 +6,13 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("PANDAMON_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 
 from pandamon.settings import *  # noqa: E402,F403
-from pandamon.settings import DATABASES, PANDA, VAR_DIR  # noqa: E402
+from pandamon.settings import DATABASES, PANDA, PANDA_ALARMS, VAR_DIR  # noqa: E402
 
 # Service tests see site status changes at once.
 PANDA["PILOT_AUTH_CACHE_SECONDS"] = 0
 PANDA["RUNNING_COUNT_CACHE_SECONDS"] = 0
 PANDA["PILOT_CONTACT_FLUSH_SECONDS"] = 0
+PANDA_ALARMS["STATUS_CACHE_SECONDS"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # on_commit callbacks run tasks inline; live tests start a real Celery worker instead.
 CELERY_TASK_ALWAYS_EAGER = True

@@ -72,14 +72,14 @@ def test_periodic_tasks_record_their_runs():
     tasks.watch_lost_heartbeats()
     tasks.broker_defined_jobs()
     runs = {run.name: run for run in WorkerRun.objects.all()}
-    assert runs["watcher-lost-heartbeat"].status == WorkerRun.Status.DONE
-    assert runs["watcher-lost-heartbeat"].counts == {"lost_heartbeat": 1}
-    assert runs["brokerage"].counts == {"jobs": 0}
-    assert runs["brokerage"].finished_at is not None
+    assert runs["jobs.watch_lost_heartbeats"].status == WorkerRun.Status.DONE
+    assert runs["jobs.watch_lost_heartbeats"].counts == {"lost_heartbeat": 1}
+    assert runs["jobs.broker_defined_jobs"].counts == {"jobs": 0}
+    assert runs["jobs.broker_defined_jobs"].finished_at is not None
 
 
 def test_adder_sweep_finishes_holding_jobs_whose_task_was_lost(settings):
     job = JobFactory(status=JobStatus.HOLDING, modification_time=ago(600))
     tasks.retry_stuck_holding()
     assert Job.objects.get(pk=job.pk).status == JobStatus.FAILED  # no report at all → failed, not stuck
-    assert WorkerRun.objects.get(name="adder-sweep").counts == {"finalized": 1}
+    assert WorkerRun.objects.get(name="jobs.retry_stuck_holding").counts == {"finalized": 1}

@@ -1,0 +1,153 @@
+"""Alarm rules: each looks at live data and returns what is wrong now (a list of Findings).
+
+`evaluate()` raises an alarm per finding and resolves the rule's earlier alarms whose
+condition has cleared. Thresholds come from settings.PANDA_ALARMS. Every rule is one or two
+GROUP BY queries over indexed, bounded sets (the live working set, the last hour)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Avg, Count, F, Q
+from django.utils import timezone
+
+from jobs.choices import JobStatus
+from jobs.models import Job
+from pandamon.models import WorkerRun
+from sites.models import Site
+
+from .choices import Severity, SubjectKind
+from .services.alarms import Finding, raise_alarm, resolve_cleared
+
+LONG_RUNNING_SHOWN = 100
+
+
+def threshold(name):
+    return settings.PANDA_ALARMS[name]
+
+
+def site_without_pilots(now):
+    """Sites with activated jobs and no pilot contact for too long: nothing will run there."""
+    silent_for = timedelta(minutes=threshold("NO_PILOT_MINUTES"))
+    waiting = dict(
+        Job.objects.filter(status=JobStatus.ACTIVATED).exclude(computing_site=None)
+        .values_list("computing_site_id").annotate(n=Count("*")).order_by()
+    )  # fmt: skip
+    findings = []
+    for site in Site.objects.filter(pk__in=waiting).select_related("pilot_activity"):
+        activity = getattr(site, "pilot_activity", None)
+        last = activity.last_contact_at if activity else None
+        if last is None or now - last > silent_for:
+            since = f"since {last:%Y-%m-%d %H:%M} UTC" if last else "ever"
+            findings.append(Finding("site-no-pilots", Severity.CRITICAL, SubjectKind.SITE, site.name,
+                                    f"{waiting[site.pk]} activated jobs and no pilot contact {since}"))  # fmt: skip
+    return findings
+
+
+def jobs_waiting_too_long(now):
+    """Per site, jobs stuck in assigned (input transfer) or activated (no pilot took them) too long."""
+    findings = []
+    for status, hours_name in ((JobStatus.ASSIGNED, "ASSIGNED_HOURS"), (JobStatus.ACTIVATED, "ACTIVATED_HOURS")):
+        hours = threshold(hours_name)
+        stuck = (
+            Job.objects.filter(status=status, state_change_time__lt=now - timedelta(hours=hours))
+            .exclude(computing_site=None)
+            .values_list("computing_site__name")
+            .annotate(n=Count("*"))
+            .order_by()
+        )
+        for site, n in stuck:
+            findings.append(Finding(f"jobs-stuck-{status}", Severity.WARNING, SubjectKind.SITE, site,
+                                    f"{n} job(s) {status} for more than {hours} h"))  # fmt: skip
+    return findings
+
+
+def failure_surge(now):
+    """Sites where most jobs ending in the last hour failed, or many lost their heartbeat."""
+    hour_ago = now - timedelta(hours=1)
+    rows = (
+        Job.objects.filter(status__in=(JobStatus.FINISHED, JobStatus.FAILED), modification_time__gte=hour_ago)
+        .exclude(computing_site=None)
+        .values_list("computing_site__name")
+        .annotate(
+            failed=Count("pandaid", filter=Q(status=JobStatus.FAILED)),
+            finished=Count("pandaid", filter=Q(status=JobStatus.FINISHED)),
+            lost=Count("pandaid", filter=Q(status=JobStatus.FAILED, job_dispatcher_error_code=100)),
+        )
+        .order_by()
+    )
+    findings = []
+    for site, failed, finished, lost in rows:
+        share = failed / (failed + finished)
+        if failed >= threshold("SURGE_MIN_FAILED") and share >= threshold("SURGE_FAILED_SHARE"):
+            findings.append(Finding("site-failure-surge", Severity.CRITICAL, SubjectKind.SITE, site,
+                                    f"{failed} of {failed + finished} jobs ending in the last hour failed"))  # fmt: skip
+        if lost >= threshold("SURGE_MIN_LOST_HEARTBEATS"):
+            findings.append(Finding("site-lost-heartbeats", Severity.WARNING, SubjectKind.SITE, site,
+                                    f"{lost} jobs lost their heartbeat in the last hour"))  # fmt: skip
+    return findings
+
+
+def long_running_jobs(now):
+    """Running jobs taking far longer than finished jobs of their processing type did in the last day."""
+    factor, floor = threshold("LONG_RUNNING_FACTOR"), timedelta(hours=threshold("LONG_RUNNING_MIN_HOURS"))
+    typical = dict(
+        Job.objects.filter(status=JobStatus.FINISHED, modification_time__gte=now - timedelta(days=1),
+                           start_time__isnull=False, end_time__isnull=False)
+        .values_list("processing_type").annotate(mean=Avg(F("end_time") - F("start_time"))).order_by()
+    )  # fmt: skip
+    findings = []
+    for processing_type, mean in typical.items():
+        limit = max(mean * factor, floor)
+        running = Job.objects.filter(status=JobStatus.RUNNING, processing_type=processing_type,
+                                     start_time__lt=now - limit).values_list("pandaid", "start_time")  # fmt: skip
+        for pandaid, started in running.order_by("start_time")[:LONG_RUNNING_SHOWN]:
+            hours = (now - started).total_seconds() / 3600
+            findings.append(Finding("job-running-too-long", Severity.WARNING, SubjectKind.JOB, str(pandaid),
+                                    f"running {hours:.1f} h; {processing_type or 'jobs of no type'} took "
+                                    f"{mean.total_seconds() / 3600:.1f} h on average today"))  # fmt: skip
+    return findings
+
+
+def workers_not_running(now):
+    """Periodic workers with no run within a few of their periods, or whose last run failed."""
+    latest = _latest_runs()
+    beat_is_running = bool(latest)
+    findings = []
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        name, period = entry["task"], entry["schedule"]
+        allowed = max(period * threshold("WORKER_MISSED_PERIODS"), timedelta(minutes=threshold("WORKER_MIN_MINUTES")))
+        run = latest.get(name)
+        if run is None:
+            if beat_is_running and now - min(r.started_at for r in latest.values()) > allowed:
+                findings.append(Finding("worker-not-running", Severity.CRITICAL, SubjectKind.SERVICE, name,
+                                        "never ran, while other periodic workers do"))  # fmt: skip
+        elif now - run.started_at > allowed:
+            findings.append(Finding("worker-not-running", Severity.CRITICAL, SubjectKind.SERVICE, name,
+                                    f"no run since {run.started_at:%Y-%m-%d %H:%M} UTC (expected every {period})"))  # fmt: skip
+        elif run.status == WorkerRun.Status.FAILED:
+            findings.append(Finding("worker-failed", Severity.WARNING, SubjectKind.SERVICE, name,
+                                    f"last run failed: {run.error[:300]}"))  # fmt: skip
+    return findings
+
+
+def _latest_runs():
+    """The newest run per worker name: one indexed query per name (there are a dozen names)."""
+    names = WorkerRun.objects.values_list("name", flat=True).distinct()
+    return {name: WorkerRun.objects.filter(name=name).order_by("-started_at").first() for name in names}
+
+
+RULES = (site_without_pilots, jobs_waiting_too_long, failure_surge, long_running_jobs, workers_not_running)
+
+
+def evaluate(now=None):
+    """Run every rule: raise what fires, resolve what cleared. Returns {rule: alarms firing}."""
+    now = now or timezone.now()
+    outcome = {}
+    for rule in RULES:
+        source = f"rule:{rule.__name__}"
+        findings = rule(now)
+        for finding in findings:
+            raise_alarm(finding, source=source, now=now)
+        resolve_cleared(source=source, still_firing=findings, now=now)
+        outcome[rule.__name__] = len(findings)
+    return outcome
