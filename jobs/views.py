@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.pages import error_page, list_page, render_page
 
-from . import errorcodes, selectors
+from . import analysis, errorcodes, selectors
 from .choices import FINAL_STATES, JobStatus
 from .filters import JobFilterSet
 from .models import Job
@@ -70,6 +70,7 @@ def job_detail(request, pandaid):
         ],
         "brokerage": _brokerage_log(job, history),
         "errors": errors,
+        "why_waiting": analysis.explain(job),
         "previous_attempt": previous.pandaid if previous else None,
         "next_attempts": [j.pandaid for j in following],
         "pilot_log": selectors.pilot_log(job=job),

@@ -11,6 +11,7 @@ from django import forms
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from jobs.analysis import site_waiting_summary
 from jobs.choices import JobStatus
 from pandamon import site_selectors as selectors
 from pandamon.errors import InvalidInput, NotFound, ServiceError
@@ -222,6 +223,7 @@ def site_detail(request, name):
         "storage_bytes": selectors.storage_by_site(site_ids=[site.pk]).get(site.pk) or 0,
         "jobs_by_state": jobs,
         "alerts": site_alerts({**summary, "jobs": jobs, "last_pilot_contact": last_contact}, timezone.now()),
+        "why_jobs_wait": site_waiting_summary(site),
         "activity_unit": "day" if selectors.activity_by_day(window) else "hour",
         "activity": selectors.site_activity(site=site, window=window),
         "failures": failures,
