@@ -4,6 +4,9 @@
     panda login -u alice --password-stdin    (for scripts: echo "$PW" | panda login ...)
     panda quota [--json]            your quotas and your physics groups': used, soft, hard, resets
     panda logout                    forget the stored token
+    panda jobs jobstatus=failed computingsite='BNL*' hours=24    jobs, with the portal's filter grammar
+    panda alarms [state=open]       live alarms
+    panda site NAME                 a site's settings and the portal's page for it
 
 Every failure is one line, `panda: error: ...`, on stderr: exit status 2 for bad
 arguments, 1 for a refusal by the server.
@@ -17,7 +20,7 @@ import sys
 from pathlib import Path
 
 from client import __version__, config
-from client.api import Catalog
+from client.api import Catalog, quote_name
 from client.errors import DQ2Error, ServerError, UsageError
 
 TOKEN_PATH = "/api/v1/auth/token"
@@ -43,6 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     quota = sub.add_parser("quota", help="your quotas: used, soft and hard limits, when they reset")
     quota.add_argument("--json", action="store_true", help="print the server's JSON answer")
     quota.set_defaults(handler=_quota)
+    jobs = sub.add_parser("jobs", help="jobs matching filters (field=value, * | ! as on the portal)")
+    jobs.add_argument("filters", nargs="*", metavar="FIELD=VALUE")
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(handler=_jobs)
+    alarms = sub.add_parser("alarms", help="alarms (default: those not resolved)")
+    alarms.add_argument("filters", nargs="*", metavar="FIELD=VALUE")
+    alarms.add_argument("--json", action="store_true")
+    alarms.set_defaults(handler=_alarms)
+    site = sub.add_parser("site", help="one site")
+    site.add_argument("name")
+    site.add_argument("--json", action="store_true")
+    site.set_defaults(handler=_site)
     return parser
 
 
@@ -90,6 +106,55 @@ def _quota(server, args) -> int:
     return 0
 
 
+def _filters(pairs: list[str]) -> dict:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"filters are FIELD=VALUE, not {pair!r}")
+        params[name] = value
+    return params
+
+
+def _client(server, args) -> Catalog:
+    return Catalog(server, token=config.token(args.token))
+
+
+def _print_rows(rows: list, columns: tuple, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        print("  ".join(str(row.get(column) if row.get(column) is not None else "-") for column in columns))
+
+
+def _jobs(server, args) -> int:
+    params = {**_filters(args.filters), "limit": args.limit}
+    rows = _client(server, args).get("/api/v1/jobs/", params)["results"]
+    _print_rows(rows, ("pandaid", "status", "computing_site", "prod_user_name", "job_name", "modification_time"),
+                args.json)  # fmt: skip
+    return 0
+
+
+def _alarms(server, args) -> int:
+    params = _filters(args.filters) or {"state": "!resolved"}
+    rows = _client(server, args).get("/api/v1/alarms/", params)["results"]
+    _print_rows(rows, ("id", "severity", "state", "category", "subject_kind", "subject", "count", "message"),
+                args.json)  # fmt: skip
+    return 0
+
+
+def _site(server, args) -> int:
+    site = _client(server, args).get(f"/api/v1/sites/{quote_name(args.name)}/")
+    if args.json:
+        print(json.dumps(site, indent=1))
+        return 0
+    for name, value in site.items():
+        print(f"{name:<22} {value}")
+    print(f"{'page':<22} {server}/sites/{quote_name(args.name)}/")
+    return 0
+
+
 def _quota_line(line: dict) -> str:
     limits = f"soft {_limit(line['soft'])}, hard {_limit(line['hard'])}"
     resets = f"; resets {line['resets_at'][:16].replace('T', ' ')} UTC" if line.get("resets_at") else ""
@@ -108,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0)
         if not args.command:
-            raise UsageError("give a command: login, logout, quota (see 'panda --help')")
+            raise UsageError("give a command: login, logout, quota, jobs, alarms, site (see 'panda --help')")
         return args.handler(config.server_url(args.server), args)
     except ServerError as exc:
         return _fail(str(exc), 1)

@@ -52,3 +52,27 @@ def test_login_then_quota_then_logout(live_server_url, tmp_path):
     assert panda(live_server_url, tmp_path, "logout")[0] == 0 and not token_file.exists()
     code, out, err = panda(live_server_url, tmp_path, "quota")
     assert code == 2 and "not logged in" in err
+
+
+def test_jobs_alarms_and_site_print_what_the_pages_show(live_server_url, tmp_path):
+    from alarms.services.alarms import Finding, raise_alarm
+    from jobs.choices import JobStatus
+
+    from ..factories import JobFactory, SiteFactory
+
+    bnl = SiteFactory(name="BNL")
+    failed = JobFactory(computing_site=bnl, status=JobStatus.FAILED, job_name="bad.job")
+    JobFactory(computing_site=bnl, status=JobStatus.FINISHED)
+    raise_alarm(Finding("site-no-pilots", "critical", "site", "BNL", "no pilots for 2 h"), source="rule:test")
+
+    code, out, err = panda(live_server_url, tmp_path, "jobs", "jobstatus=failed", "computingsite=BN*")
+    assert code == 0, err
+    assert out.split()[:2] == [str(failed.pk), "failed"] and len(out.splitlines()) == 1
+    code, out, err = panda(live_server_url, tmp_path, "jobs", "jobstatus=runing")
+    assert code == 1 and "jobstatus" in err
+    code, out, err = panda(live_server_url, tmp_path, "alarms")
+    assert code == 0 and "critical  open  site-no-pilots  site  BNL" in out
+    code, out, err = panda(live_server_url, tmp_path, "site", "BNL")
+    assert code == 0 and out.startswith("name                   BNL")
+    assert panda(live_server_url, tmp_path, "site", "NOWHERE")[0] == 1
+    assert panda(live_server_url, tmp_path, "jobs", "oops")[0] == 2
