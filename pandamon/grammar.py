@@ -103,65 +103,59 @@ def not_specified_q(lookup):
 # ---------------------------------------------------------------- form fields (parse and validate)
 
 
-class TextPatternField(forms.CharField):
+class PatternField(forms.CharField):
+    """Parses a value into a Pattern; subclasses turn each `|`-separated term into a Term (or refuse it)."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in (None, ""):
+            return None
+        return Pattern(tuple(self.term(text, negated) for text, negated in split_terms(value)))
+
+    def term(self, text, negated):
+        raise NotImplementedError
+
+
+class TextPatternField(PatternField):
     """Terms of text; each may hold only the characters `allowed` matches (described by `allowed_text`)."""
 
     def __init__(self, *args, allowed=TERM_CHARACTERS, allowed_text=TERM_CHARACTERS_TEXT, **kwargs):
         self.allowed, self.allowed_text = allowed, allowed_text
         super().__init__(*args, **kwargs)
 
-    def clean(self, value):
-        value = super().clean(value)
-        if value in (None, ""):
-            return None
-        terms = []
-        for text, negated in split_terms(value):
-            if text != NOT_SPECIFIED and not self.allowed.match(text):
-                raise invalid(f"{text[:60]!r} is not a valid pattern: use only {self.allowed_text}")
-            terms.append(Term(text, negated))
-        return Pattern(tuple(terms))
+    def term(self, text, negated):
+        if text != NOT_SPECIFIED and not self.allowed.match(text):
+            raise invalid(f"{text[:60]!r} is not a valid pattern: use only {self.allowed_text}")
+        return Term(text, negated)
 
 
-class ChoicePatternField(forms.CharField):
+class ChoicePatternField(PatternField):
     """Terms must name a choice; wildcards expand over the choices (`*ing`), so the database sees an IN list."""
 
     def __init__(self, *args, choices=(), **kwargs):
         self.valid = [str(value) for value, _ in choices]
         super().__init__(*args, **kwargs)
 
-    def clean(self, value):
-        value = super().clean(value)
-        if value in (None, ""):
-            return None
-        terms = []
-        for text, negated in split_terms(value):
-            matches = [choice for choice in self.valid if _wildcard_match(text, choice)]
-            if not matches:
-                raise invalid(f"{text[:60]!r} is not one of: {', '.join(self.valid)}")
-            terms.append(Term(tuple(matches), negated))
-        return Pattern(tuple(terms))
+    def term(self, text, negated):
+        matches = [choice for choice in self.valid if _wildcard_match(text, choice)]
+        if not matches:
+            raise invalid(f"{text[:60]!r} is not one of: {', '.join(self.valid)}")
+        return Term(tuple(matches), negated)
 
 
 def _wildcard_match(pattern, value):
     return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), value) is not None
 
 
-class IntPatternField(forms.CharField):
-    def clean(self, value):
-        value = super().clean(value)
-        if value in (None, ""):
-            return None
-        terms = []
-        for text, negated in split_terms(value):
-            if text == NOT_SPECIFIED:
-                terms.append(Term(None, negated))
-                continue
-            low, sep, high = text.partition(":")
-            try:
-                terms.append(Term(int(low), negated, int(high) if sep else None))
-            except ValueError:
-                raise invalid(f"{text[:60]!r} is not an integer or a range like 10:20") from None
-        return Pattern(tuple(terms))
+class IntPatternField(PatternField):
+    def term(self, text, negated):
+        if text == NOT_SPECIFIED:
+            return Term(None, negated)
+        low, sep, high = text.partition(":")
+        try:
+            return Term(int(low), negated, int(high) if sep else None)
+        except ValueError:
+            raise invalid(f"{text[:60]!r} is not an integer or a range like 10:20") from None
 
 
 # ---------------------------------------------------------------- filters
