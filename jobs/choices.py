@@ -23,6 +23,9 @@ class JobStatus(models.TextChoices):
 
 
 FINAL_STATES = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED})
+# Every other state, listed: `status IN (live states)` is served by the status indexes, while
+# `NOT status IN (final states)` makes PostgreSQL scan the whole job table.
+LIVE_STATES = tuple(state for state in JobStatus if state not in FINAL_STATES)
 QUEUED_STATES = frozenset(
     {
         JobStatus.PENDING,

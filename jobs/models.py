@@ -127,6 +127,8 @@ class Job(models.Model):
             models.Index(fields=["owner", "status"], name="job_owner_status"),
             # A plain index: db_index=True would add a second, LIKE-only index written on every change.
             models.Index(fields=["prod_user_name"], name="job_prod_user_name"),
+            # The job page's "next attempts" (retries point at their parent); partial: few jobs are retries.
+            models.Index(fields=["parent_id"], name="job_parent", condition=Q(parent_id__isnull=False)),
         ]
 
     def __str__(self):

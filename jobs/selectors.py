@@ -6,7 +6,7 @@ from datasets.models import FileReplica
 from pandamon.errors import InvalidInput, NotFound
 
 from . import errorcodes
-from .choices import FINAL_STATES, JobStatus
+from .choices import FINAL_STATES, LIVE_STATES, JobStatus
 from .filters import JobFilterSet
 from .models import Job, JobFile, JobReport, JobStatusLog
 
@@ -69,7 +69,7 @@ def live_and_recent_counts(*, final_window, site_ids=None):
 
     Two GROUP BYs counting rows, not pandaids: the live one is answered from the
     (status, site, modification_time) index alone."""
-    live = Job.objects.exclude(status__in=FINAL_STATES)
+    live = Job.objects.filter(status__in=LIVE_STATES)
     recent = Job.objects.filter(final_window, status__in=FINAL_STATES)
     counts = {}
     for queryset in (live, recent):

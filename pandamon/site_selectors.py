@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from datasets.models import DatasetReplica, FileReplica
 from jobs import errorcodes
-from jobs.choices import FINAL_STATES, JobStatus
+from jobs.choices import LIVE_STATES, JobStatus
 from jobs.models import Job
 from jobs.selectors import live_and_recent_counts
 
 # Table order: the states in the order a job goes through them.
-ACTIVE_STATES = tuple(state for state in JobStatus if state not in FINAL_STATES)
+ACTIVE_STATES = LIVE_STATES
 FINAL_STATE_ORDER = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED)
 ALL_STATES = ACTIVE_STATES + FINAL_STATE_ORDER
 

@@ -11,7 +11,7 @@ from pandamon.errors import InvalidInput, PermissionDenied
 from pandamon.models import Identity
 from sites.models import Site
 
-from ..choices import FINAL_STATES, FileStatus, FileType, JobStatus
+from ..choices import LIVE_STATES, FileStatus, FileType, JobStatus
 from ..models import Job, JobFile
 from . import state
 
@@ -96,7 +96,7 @@ def _submitter_dn(submitter):
 
 def _queued_user_jobs(submitter):
     """PanDA's serNum: the user's jobs still queued or running, which lower new jobs' priority."""
-    return Job.objects.filter(owner=submitter, prod_source_label="user").exclude(status__in=FINAL_STATES).count()
+    return Job.objects.filter(owner=submitter, prod_source_label="user").filter(status__in=LIVE_STATES).count()
 
 
 def _build_job(spec, submitter, sites, now, serial):

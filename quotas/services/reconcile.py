@@ -12,7 +12,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from jobs.choices import FINAL_STATES
+from jobs.choices import LIVE_STATES
 from jobs.models import Job
 from pandamon.models import LogCursor
 
@@ -37,7 +37,7 @@ def reconcile(*, days=2):
 
 def _recount_live():
     counts = defaultdict(Counter)
-    rows = Job.objects.exclude(status__in=FINAL_STATES).values_list("prod_user_name", "working_group", "status")
+    rows = Job.objects.filter(status__in=LIVE_STATES).values_list("prod_user_name", "working_group", "status")
     for user, group, status, n in rows.annotate(n=Count("pandaid")).order_by():
         for account in accounts_of(user, group):
             counts[account][bucket(status)] += n
