@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.shortcuts import redirect
 from django.utils import timezone
 
+from alarms.selectors import live_alarms
 from jobs.choices import FINAL_STATES, JobStatus
 from jobs.errorcodes import first_error
 from jobs.selectors import live_and_recent_counts, recent_failures
@@ -19,6 +20,7 @@ from .pages import render_page, wants_json
 from .search import resolve, tried
 
 RECENT_HOURS = 12
+HOME_ALARMS = 10
 DASHBOARD_STATES = (JobStatus.DEFINED, JobStatus.ASSIGNED, JobStatus.WAITING, JobStatus.ACTIVATED, JobStatus.SENT,
                     JobStatus.STARTING, JobStatus.RUNNING, JobStatus.HOLDING, JobStatus.TRANSFERRING,
                     JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED)  # fmt: skip
@@ -40,6 +42,7 @@ def home(request):
         "clouds": clouds,
         "totals": _sum_counts(cloud["counts"] for cloud in clouds),
         "recent_failures": failures,
+        "alarms": list(live_alarms(limit=HOME_ALARMS)),
     }
     context = {"data": data, "clouds": clouds, "states": DASHBOARD_STATES, "failures": failures,
                "hours": RECENT_HOURS, "final_states": FINAL_STATES}  # fmt: skip

@@ -182,3 +182,11 @@ def test_subscribers_get_one_mail_per_quiet_period(settings):
     later = timezone.now() + timedelta(minutes=settings.PANDA_ALARMS["QUIET_MINUTES"] + 1)
     raise_alarm(Finding("site-no-pilots", "critical", "site", "BNL", "still no pilots"), source="rule:x", now=later)
     assert mail_alarms(now=later) == 1
+
+
+def test_the_home_page_lists_live_alarms_most_severe_first():
+    raise_alarm(Finding("probe-a", "warning", "service", "broker", "slow"), source="probe")
+    raise_alarm(Finding("site-no-pilots", "critical", "site", "BNL", "no pilots"), source="rule:x")
+    alarms = Client().get("/", {"json": ""}).json()["alarms"]
+    assert [a["subject"] for a in alarms] == ["BNL", "broker"]
+    assert "site-no-pilots: no pilots" in Client().get("/").content.decode()
