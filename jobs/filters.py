@@ -59,9 +59,9 @@ class JobFilterSet(GrammarFilterSet):
     window_field = "modification_time"
     default_hours = 12
     deep_params = ("pandaid", "taskid", "jobsetid", "jobname", "statenotupdated")
-    # Each facet is one GROUP BY over the whole window (~100 ms at 100,000 jobs, bench/pages.py): the
-    # six a shifter drills down by; every other field still filters.
-    facet_fields = ("jobstatus", "computingsite", "cloud", "prodsourcelabel", "produsername", "taskid")
+    # Counted together in one GROUP BY over the window (pandamon.listing.facet_counts).
+    facet_fields = ("jobstatus", "computingsite", "cloud", "prodsourcelabel", "produsername", "taskid",
+                    "processingtype", "attemptnr", "corecount")  # fmt: skip
     sort_keys = {
         "pandaid": ("pandaid",),
         "modificationtime": ("modification_time", "pandaid"),

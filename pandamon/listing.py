@@ -21,6 +21,9 @@ MAX_LIMIT = 1000
 FACET_VALUES_SHOWN = 40
 # Counting more rows than this just to print a number is not worth it: we say "more than N".
 COUNT_CAP = 100_000
+# Facets are counted in one GROUP BY over all their columns when the selection has at most this many
+# value combinations (fetched and summed per facet in Python), else with one GROUP BY per facet.
+COMBINED_FACET_ROWS = 20_000
 
 
 @dataclass
@@ -100,14 +103,36 @@ def errors_line(errors):
 
 
 def facet_counts(selection, lookups):
-    """{parameter: [(value, count), ...]} most frequent first, counted by GROUP BY over the whole selection."""
+    """{parameter: [(value, count), ...]} most frequent first, counted by GROUP BY over the whole selection.
+
+    One GROUP BY over all the facet columns together, summed per facet here, reads the selection
+    once instead of once per facet (at 100,000 jobs in a window each pass costs ~100 ms); when the
+    value combinations are too many to fetch, each facet gets its own GROUP BY instead."""
+    grouped = _combined_groups(selection, lookups) or {
+        name: list(selection.values_list(lookup).annotate(n=Count("*")).order_by()) for name, lookup in lookups
+    }
     counts, truncated = {}, {}
-    for name, lookup in lookups:
-        grouped = selection.values_list(lookup).annotate(n=Count("pk")).order_by("-n", lookup)
-        pairs = _merge_not_specified([(_facet_value(value), n) for value, n in grouped])
+    for name, _lookup in lookups:
+        pairs = _merge_not_specified([(_facet_value(value), n) for value, n in grouped[name]])
         counts[name] = pairs[:FACET_VALUES_SHOWN]
         truncated[name] = max(0, len(pairs) - FACET_VALUES_SHOWN)
     return counts, truncated
+
+
+def _combined_groups(selection, lookups):
+    """{parameter: [(value, n), ...]} from one GROUP BY over every facet column, or None when the
+    selection has more than COMBINED_FACET_ROWS value combinations."""
+    if len(lookups) < 2:
+        return None
+    rows = list(selection.values_list(*(lookup for _, lookup in lookups)).annotate(n=Count("*")).order_by()
+                [: COMBINED_FACET_ROWS + 1])  # fmt: skip
+    if len(rows) > COMBINED_FACET_ROWS:
+        return None
+    sums = [{} for _ in lookups]
+    for *values, n in rows:
+        for position, value in enumerate(values):
+            sums[position][value] = sums[position].get(value, 0) + n
+    return {name: list(sums[position].items()) for position, (name, _lookup) in enumerate(lookups)}
 
 
 def _facet_value(value):
@@ -115,11 +140,12 @@ def _facet_value(value):
 
 
 def _merge_not_specified(pairs):
-    """NULL and '' are one value for the grammar ("Not specified"), so they are one facet entry."""
+    """NULL and '' are one value for the grammar ("Not specified"), so they are one facet entry.
+    Most frequent first, then by value."""
     merged = {}
     for value, n in pairs:
         merged[value] = merged.get(value, 0) + n
-    return sorted(merged.items(), key=lambda pair: -pair[1])
+    return sorted(merged.items(), key=lambda pair: (-pair[1], str(pair[0])))
 
 
 def _total(selection, counts, truncated):
