@@ -92,3 +92,24 @@ class AlarmSubscription(models.Model):
 
     def __str__(self):
         return f"{self.user}: {self.category or 'any'} at {self.site or 'any'} >= {self.min_severity}"
+
+
+class JobCountSnapshot(models.Model):
+    """Operations history: at `taken_at`, jobs of a site (or of all sites when site is empty) in a state.
+
+    Live states are the number of jobs in the state at that moment; final states the number
+    that ended since the previous snapshot. Taken every few minutes, kept for PANDA_HISTORY_DAYS."""
+
+    taken_at = models.DateTimeField()
+    site = models.ForeignKey("sites.Site", null=True, blank=True, on_delete=models.CASCADE, db_index=False)
+    status = models.CharField(max_length=16)
+    n = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["site", "taken_at"], name="snapshot_site_time"),
+            models.Index(fields=["taken_at"], name="snapshot_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.taken_at:%Y-%m-%d %H:%M} {self.site_id or 'all'} {self.status}={self.n}"

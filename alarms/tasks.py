@@ -5,7 +5,7 @@ from celery import shared_task
 from pandamon.workers import recorded_run
 
 from . import rules
-from .services import alarm_mail, notifications
+from .services import alarm_mail, history, notifications
 
 
 @shared_task(name="alarms.send_job_notifications")
@@ -19,3 +19,9 @@ def evaluate_rules():
     with recorded_run(evaluate_rules.name) as counts:
         counts.update(rules.evaluate())
         counts["mails"] = alarm_mail.mail_alarms()
+
+
+@shared_task(name="alarms.snapshot_jobs")
+def snapshot_jobs():
+    with recorded_run(snapshot_jobs.name) as counts:
+        counts["rows"] = history.take_snapshot()

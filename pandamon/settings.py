@@ -224,6 +224,9 @@ PANDA = {
     "ACCOUNTING_BATCH": int(os.environ.get("PANDA_ACCOUNTING_BATCH", 20000)),
     # Priority units new jobs lose while their account is over a soft quota.
     "SOFT_QUOTA_PRIORITY_PENALTY": int(os.environ.get("PANDA_SOFT_QUOTA_PRIORITY_PENALTY", 100)),
+    # Operations history: jobs by site and state snapshotted this often, kept this many days.
+    "HISTORY_INTERVAL_SECONDS": int(os.environ.get("PANDA_HISTORY_INTERVAL_SECONDS", 600)),
+    "HISTORY_DAYS": int(os.environ.get("PANDA_HISTORY_DAYS", 30)),
     # Where the portal is, for links in mails.
     "PORTAL_URL": os.environ.get("PANDA_PORTAL_URL", "http://127.0.0.1:8000"),
 }
@@ -265,6 +268,10 @@ CELERY_BEAT_SCHEDULE = {
     # At most one digest mail per user per run.
     "alarms-send-job-notifications": {"task": "alarms.send_job_notifications", "schedule": timedelta(minutes=10)},
     "alarms-evaluate-rules": {"task": "alarms.evaluate_rules", "schedule": timedelta(minutes=5)},
+    "alarms-snapshot-jobs": {
+        "task": "alarms.snapshot_jobs",
+        "schedule": timedelta(seconds=PANDA["HISTORY_INTERVAL_SECONDS"]),
+    },
 }
 
 LOGGING = {

@@ -23,6 +23,7 @@ from sites.models import Site
 from sites.selectors import site_list as select_sites
 
 from .pages import error_page, render_page
+from .views import history_figure
 
 SITE_COLUMNS = ("id", "name", "cloud__name", "tier", "status", "grid_flavour", "max_memory_mb", "max_disk_mb",
                 "max_walltime_s", "cores", "max_running_jobs", "comment", "pilot_activity__last_contact_at")  # fmt: skip
@@ -238,6 +239,7 @@ def site_detail(request, name):
         "bars": _activity_bars(data["activity"]), "axis": _axis_labels(data["activity"]),
         "hours_options": WINDOW_CHOICES,
         "failures": failures, "nodes": nodes, "files": files,
+        "history_figure": history_figure(site=site, title=f"{site.name}: jobs by state, last 48 h"),
     }  # fmt: skip
     return render_page(request, "sites/site_detail.html", context, json_data=data)
 

@@ -5,21 +5,24 @@ They live here, at the top of the dependency order, because they combine apps.""
 from dataclasses import asdict
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.utils import timezone
 
-from alarms.selectors import live_alarms
+from alarms.selectors import job_history, live_alarms
 from jobs.choices import FINAL_STATES, JobStatus
 from jobs.errorcodes import first_error
 from jobs.selectors import live_and_recent_counts, recent_failures
 from sites.selectors import site_list as select_sites
 
+from . import plots
 from .models import WorkerRun
 from .pages import render_page, wants_json
 from .search import resolve, tried
 
 RECENT_HOURS = 12
+HISTORY_HOURS = 48
 HOME_ALARMS = 10
 DASHBOARD_STATES = (JobStatus.DEFINED, JobStatus.ASSIGNED, JobStatus.WAITING, JobStatus.ACTIVATED, JobStatus.SENT,
                     JobStatus.STARTING, JobStatus.RUNNING, JobStatus.HOLDING, JobStatus.TRANSFERRING,
@@ -44,9 +47,22 @@ def home(request):
         "recent_failures": failures,
         "alarms": list(live_alarms(limit=HOME_ALARMS)),
     }
+    figure = history_figure(site=None, title=f"All sites, last {HISTORY_HOURS} h")
     context = {"data": data, "clouds": clouds, "states": DASHBOARD_STATES, "failures": failures,
-               "hours": RECENT_HOURS, "final_states": FINAL_STATES}  # fmt: skip
+               "hours": RECENT_HOURS, "final_states": FINAL_STATES, "history_figure": figure}  # fmt: skip
     return render_page(request, "home.html", context, json_data=data)
+
+
+def history_figure(*, site, title):
+    """The operations history of a site (or of all sites) as a plotly figure, None before the first snapshot.
+    Final states count jobs ended per interval; they start hidden (a click on the legend shows them)."""
+    edges, series = job_history(site=site, since=timezone.now() - timedelta(hours=HISTORY_HOURS))
+    if not edges:
+        return None
+    width = timedelta(seconds=settings.PANDA["HISTORY_INTERVAL_SECONDS"])
+    ordered = {status: series[status] for status in DASHBOARD_STATES if status in series}
+    return plots.time_lines(edges, ordered, width=width, title=title,
+                            hidden=[status for status in ordered if status in FINAL_STATES])  # fmt: skip
 
 
 def _clouds_with_sites(counts, now):
