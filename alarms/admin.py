@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Alarm, AlarmSubscription, NotificationPreference, SentNotification
+from .models import Alarm, AlarmSubscription, JobCountSnapshot, NotificationPreference, SentNotification
 
 
 @admin.register(NotificationPreference)
@@ -34,3 +34,15 @@ class AlarmSubscriptionAdmin(admin.ModelAdmin):
     list_filter = ["min_severity"]
     search_fields = ["user__username", "category", "site"]
     raw_id_fields = ["user"]
+
+
+@admin.register(JobCountSnapshot)
+class JobCountSnapshotAdmin(admin.ModelAdmin):
+    """Written by the history snapshots; read-only here."""
+
+    list_display = ["taken_at", "site", "status", "n"]
+    list_filter = ["status"]
+    search_fields = ["site__name", "status"]
+    readonly_fields = ["taken_at", "site", "status", "n"]
+    date_hierarchy = "taken_at"
+    show_full_result_count = False
