@@ -13,6 +13,7 @@ from django.utils import timezone
 from jobs.choices import JobStatus
 from jobs.models import Job
 from pandamon.models import WorkerRun
+from pandamon.workers import latest_runs, periodic_workers
 from sites.models import Site
 
 from .choices import Severity, SubjectKind
@@ -110,11 +111,10 @@ def long_running_jobs(now):
 
 def workers_not_running(now):
     """Periodic workers with no run within a few of their periods, or whose last run failed."""
-    latest = _latest_runs()
+    latest = latest_runs()
     beat_is_running = bool(latest)
     findings = []
-    for entry in settings.CELERY_BEAT_SCHEDULE.values():
-        name, period = entry["task"], entry["schedule"]
+    for name, period in periodic_workers():
         allowed = max(period * threshold("WORKER_MISSED_PERIODS"), timedelta(minutes=threshold("WORKER_MIN_MINUTES")))
         run = latest.get(name)
         if run is None:
@@ -128,12 +128,6 @@ def workers_not_running(now):
             findings.append(Finding("worker-failed", Severity.WARNING, SubjectKind.SERVICE, name,
                                     f"last run failed: {run.error[:300]}"))  # fmt: skip
     return findings
-
-
-def _latest_runs():
-    """The newest run per worker name: one indexed query per name (there are a dozen names)."""
-    names = WorkerRun.objects.values_list("name", flat=True).distinct()
-    return {name: WorkerRun.objects.filter(name=name).order_by("-started_at").first() for name in names}
 
 
 RULES = (site_without_pilots, jobs_waiting_too_long, failure_surge, long_running_jobs, workers_not_running)

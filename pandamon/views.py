@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from . import plots
 from .models import WorkerRun
 from .pages import render_page, wants_json
 from .search import resolve, tried
+from .workers import latest_runs, periodic_workers
 
 RECENT_HOURS = 12
 HISTORY_HOURS = 48
@@ -104,8 +105,36 @@ def _sum_counts(cells):
 
 
 def worker_runs(request):
-    runs = list(WorkerRun.objects.values("name", "status", "started_at", "finished_at", "counts", "error")[:200])
-    return render_page(request, "worker_runs.html", {"runs": runs}, json_data={"rows": runs})
+    """Every periodic worker: its period, its last run (status, duration, counts, error), its runs and
+    failures of the last 24 h, and whether it is late; then the latest runs (of one worker with ?name=)."""
+    now = timezone.now()
+    latest = latest_runs()
+    day = WorkerRun.objects.filter(started_at__gte=now - timedelta(days=1)).values_list("name", "status")
+    per_day = {}
+    for name, status, n in day.annotate(n=Count("*")).order_by():
+        per_day.setdefault(name, {})[status] = n
+    workers = [_worker_row(name, period, latest.get(name), per_day.get(name, {}), now)
+               for name, period in periodic_workers()]  # fmt: skip
+    runs = WorkerRun.objects.order_by("-started_at")
+    if request.GET.get("name"):
+        runs = runs.filter(name=request.GET["name"])
+    rows = list(runs.values("name", "status", "started_at", "finished_at", "counts", "error")[:200])
+    data = {"workers": workers, "rows": rows}
+    return render_page(request, "worker_runs.html", {"workers": workers, "runs": rows}, json_data=data)
+
+
+def _worker_row(name, period, last, day_counts, now):
+    late_after = max(period * settings.PANDA_ALARMS["WORKER_MISSED_PERIODS"],
+                     timedelta(minutes=settings.PANDA_ALARMS["WORKER_MIN_MINUTES"]))  # fmt: skip
+    finished = last.finished_at if last else None
+    return {
+        "name": name, "period_s": period.total_seconds(),
+        "last_started": last.started_at if last else None, "last_status": last.status if last else None,
+        "last_duration_s": (finished - last.started_at).total_seconds() if finished else None,
+        "last_counts": last.counts if last else {}, "last_error": last.error if last else "",
+        "runs_24h": sum(day_counts.values()), "failed_24h": day_counts.get(WorkerRun.Status.FAILED, 0),
+        "late": last is None or now - last.started_at > late_after,
+    }  # fmt: skip
 
 
 def search(request):

@@ -32,3 +32,16 @@ def _finish(run, status, counts, error):
     WorkerRun.objects.filter(pk=run.pk).update(
         status=status, finished_at=timezone.now(), counts=counts, error=error[:2000]
     )
+
+
+def latest_runs():
+    """{worker name: its newest WorkerRun}: one indexed query per name (there are a dozen names)."""
+    names = WorkerRun.objects.values_list("name", flat=True).distinct()
+    return {name: WorkerRun.objects.filter(name=name).order_by("-started_at").first() for name in names}
+
+
+def periodic_workers():
+    """[(task name, period)] of every periodic worker Celery beat runs."""
+    from django.conf import settings
+
+    return [(entry["task"], entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()]

@@ -48,3 +48,21 @@ def test_home_and_site_pages_plot_the_history():
     take_snapshot()
     for url in ("/", "/sites/BNL/"):
         assert 'data-figure="history-figure"' in Client().get(url).content.decode(), url
+
+
+def test_the_workers_page_lists_every_periodic_worker_and_flags_the_late_ones():
+    from pandamon.models import WorkerRun
+
+    started = timezone.now()
+    WorkerRun.objects.create(name="jobs.broker_defined_jobs", started_at=started,
+                             finished_at=started + timedelta(seconds=2), status=WorkerRun.Status.DONE,
+                             counts={"jobs": 7})  # fmt: skip
+    WorkerRun.objects.create(name="quotas.reconcile", started_at=timezone.now() - timedelta(hours=5),
+                             status=WorkerRun.Status.FAILED, error="boom")  # fmt: skip
+    workers = {w["name"]: w for w in Client().get("/workers/", {"json": ""}).json()["workers"]}
+    broker, reconcile = workers["jobs.broker_defined_jobs"], workers["quotas.reconcile"]
+    assert (broker["late"], broker["last_duration_s"], broker["last_counts"]) == (False, 2.0, {"jobs": 7})
+    assert (reconcile["late"], reconcile["failed_24h"], reconcile["last_error"]) == (True, 1, "boom")
+    assert workers["alarms.snapshot_jobs"]["late"] is True, "never ran"
+    runs = Client().get("/workers/", {"json": "", "name": "quotas.reconcile"}).json()["rows"]
+    assert [r["name"] for r in runs] == ["quotas.reconcile"]
