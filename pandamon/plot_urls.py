@@ -1,7 +1,8 @@
 from django.urls import path
 
-from . import plot_pages
+from . import custom_plots, plot_pages
 
 urlpatterns = [
     path("plots/", plot_pages.job_plots, name="plots-page"),
+    path("plots/custom/", custom_plots.custom_plot, name="custom-plot-page"),
 ]
