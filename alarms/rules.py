@@ -7,9 +7,11 @@ GROUP BY queries over indexed, bounded sets (the live working set, the last hour
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, Q
+from django.db.models import Avg, Count, F, Q, Sum
 from django.utils import timezone
+from kombu.exceptions import ChannelError, OperationalError
 
+from datasets.models import DatasetReplica
 from jobs.choices import JobStatus
 from jobs.models import Job
 from pandamon.models import WorkerRun
@@ -130,7 +132,43 @@ def workers_not_running(now):
     return findings
 
 
-RULES = (site_without_pilots, jobs_waiting_too_long, failure_surge, long_running_jobs, workers_not_running)
+def storage_nearly_full(now):
+    """Sites whose catalogued replicas fill most of their declared storage capacity."""
+    share = threshold("STORAGE_FULL_SHARE")
+    sites = {site.pk: site for site in Site.objects.filter(storage_capacity_gb__gt=0)}
+    used = DatasetReplica.objects.filter(site_id__in=sites).values_list("site_id").annotate(total=Sum("bytes_present"))
+    findings = []
+    for site_id, total in used.order_by():
+        capacity = sites[site_id].storage_capacity_gb * 10**9
+        if total and total >= share * capacity:
+            findings.append(Finding("site-storage-full", Severity.WARNING if total < capacity else Severity.CRITICAL,
+                                    SubjectKind.SITE, sites[site_id].name,
+                                    f"storage {100 * total / capacity:.0f}% full ({total / 1e9:,.1f} of "
+                                    f"{sites[site_id].storage_capacity_gb:,} GB)"))  # fmt: skip
+    return findings
+
+
+def celery_backlog(now):
+    """Tasks waiting in the Celery queue beyond the threshold (workers too few or stuck), or no broker."""
+    from pandamon.celery import app
+
+    queue = app.conf.task_default_queue
+    try:
+        with app.connection_for_read() as connection:
+            waiting = connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:
+        return []  # the queue does not exist yet: nothing was ever queued
+    except (OSError, OperationalError) as error:  # refused, unreachable, timed out: every worker stops with it
+        return [Finding("broker-unreachable", Severity.CRITICAL, SubjectKind.SERVICE, "celery broker",
+                        f"cannot reach the Celery broker: {error}")]  # fmt: skip
+    if waiting > threshold("CELERY_BACKLOG"):
+        return [Finding("celery-backlog", Severity.WARNING, SubjectKind.SERVICE, f"celery queue {queue}",
+                        f"{waiting:,} tasks waiting for a worker")]  # fmt: skip
+    return []
+
+
+RULES = (site_without_pilots, jobs_waiting_too_long, failure_surge, long_running_jobs, workers_not_running,
+         storage_nearly_full, celery_backlog)  # fmt: skip
 
 
 def evaluate(now=None):

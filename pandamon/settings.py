@@ -243,6 +243,8 @@ PANDA_ALARMS = {
     "LONG_RUNNING_MIN_HOURS": float(os.environ.get("PANDA_ALARM_LONG_RUNNING_MIN_HOURS", 1)),
     "WORKER_MISSED_PERIODS": int(os.environ.get("PANDA_ALARM_WORKER_MISSED_PERIODS", 3)),
     "WORKER_MIN_MINUTES": int(os.environ.get("PANDA_ALARM_WORKER_MIN_MINUTES", 5)),
+    "STORAGE_FULL_SHARE": float(os.environ.get("PANDA_ALARM_STORAGE_FULL_SHARE", 0.9)),
+    "CELERY_BACKLOG": int(os.environ.get("PANDA_ALARM_CELERY_BACKLOG", 1000)),
     # An alarm is mailed when raised, then at most once per quiet period while it stays live.
     "QUIET_MINUTES": int(os.environ.get("PANDA_ALARM_QUIET_MINUTES", 60)),
     # The header's open-alarm counts are recounted at most this often per web process.

@@ -19,7 +19,7 @@ class SiteSerializer(serializers.ModelSerializer):
         model = Site
         fields = [
             "name", "cloud", "tier", "status", "grid_flavour", "max_memory_mb", "max_disk_mb", "max_walltime_s",
-            "cores", "max_running_jobs", "heartbeat_timeout_s", "storage_endpoint", "last_pilot_contact",
+            "cores", "max_running_jobs", "heartbeat_timeout_s", "storage_endpoint", "storage_capacity_gb", "last_pilot_contact",
         ]  # fmt: skip
 
 

@@ -40,6 +40,9 @@ class Site(models.Model):
     storage_endpoint = models.CharField(
         max_length=300, blank=True, help_text="Directory path or HTTP URL of the site's storage element."
     )
+    storage_capacity_gb = models.PositiveIntegerField(
+        default=0, help_text="Size of the site's storage in GB, for the storage-full alarm (0 = unknown)."
+    )
     trust_unauthenticated_pilots = models.BooleanField(
         default=False,
         help_text="Let pilots fetch jobs without a credential (only for a closed local batch farm).",

@@ -190,3 +190,41 @@ def test_the_home_page_lists_live_alarms_most_severe_first():
     alarms = Client().get("/", {"json": ""}).json()["alarms"]
     assert [a["subject"] for a in alarms] == ["BNL", "broker"]
     assert "site-no-pilots: no pilots" in Client().get("/").content.decode()
+
+
+def test_storage_nearly_full():
+    from datasets.models import Dataset, DatasetReplica
+
+    full = SiteFactory(name="FULL", storage_capacity_gb=10)
+    roomy = SiteFactory(name="ROOMY", storage_capacity_gb=100)
+    unknown = SiteFactory(name="UNKNOWN")
+    for n, site in enumerate((full, roomy, unknown)):
+        dataset = Dataset.objects.create(name=f"mc11.{n}.x.AOD.v1")
+        DatasetReplica.objects.create(dataset=dataset, site=site, files_present=1, bytes_present=9_500_000_000)
+    [finding] = rules.storage_nearly_full(timezone.now())
+    assert (finding.subject, finding.severity) == ("FULL", "warning")
+    assert finding.message == "storage 95% full (9.5 of 10 GB)"
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")  # publishing without running is the point
+def test_celery_backlog_and_an_unreachable_broker(settings, monkeypatch):
+    from kombu import Connection
+
+    from pandamon.celery import app
+
+    settings.PANDA_ALARMS = {**settings.PANDA_ALARMS, "CELERY_BACKLOG": 2}
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(app.conf.task_default_queue)
+    for _ in range(3):
+        app.send_task("alarms.snapshot_jobs")  # published to the (test) broker, not run
+    try:
+        [finding] = rules.celery_backlog(timezone.now())
+        assert (finding.category, finding.message) == ("celery-backlog", "3 tasks waiting for a worker")
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(app.conf.task_default_queue)
+    assert rules.celery_backlog(timezone.now()) == []
+    # A broker nothing listens for (port 1).
+    monkeypatch.setattr(app, "connection_for_read", lambda: Connection("redis://127.0.0.1:1/0", connect_timeout=1))
+    [finding] = rules.celery_backlog(timezone.now())
+    assert finding.category == "broker-unreachable"
