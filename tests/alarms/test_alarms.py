@@ -1,7 +1,6 @@
 """Alarms: rules fire on crafted trouble and stay quiet on health, the same alarm is updated not
 duplicated, shifters acknowledge and resolve, probes register, subscribers are mailed once per quiet period."""
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -22,6 +21,7 @@ from pandamon import roles
 from pandamon.models import WorkerRun
 from sites.models import PilotActivity
 
+from ..concurrency import run_together
 from ..factories import JobFactory, SiteFactory, UserFactory, grant_role
 
 pytestmark = pytest.mark.django_db
@@ -110,22 +110,9 @@ def test_a_worsening_alarm_is_escalated_never_downgraded():
 def test_concurrent_raises_of_the_same_alarm_make_one_row():
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL row locks")
-    barrier, errors = threading.Barrier(6), []
-
-    def probe():
-        try:
-            barrier.wait()
-            raise_alarm(Finding("probe-x", "warning", "service", "broker", "down"), source="probe")
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=probe) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(
+        lambda: raise_alarm(Finding("probe-x", "warning", "service", "broker", "down"), source="probe"), 6
+    )
     assert errors == []
     assert list(Alarm.objects.values_list("count", flat=True)) == [6]
 

@@ -1,7 +1,6 @@
 """Usage accounting: the incremental fold of the job state log equals a recount, and drift is reported."""
 
 import random
-import threading
 from datetime import timedelta
 
 import pytest
@@ -16,6 +15,7 @@ from quotas.choices import AccountKind
 from quotas.models import AccountUsage, DailyUsage
 from quotas.services import accounting, reconcile
 
+from ..concurrency import run_together
 from ..factories import SiteFactory, UserFactory
 
 S = JobStatus
@@ -127,22 +127,11 @@ def test_concurrent_folds_never_count_a_change_twice():
     user = UserFactory(username="alice")
     submit(user, 50)
     JobStatusLog.objects.update(changed_at=timezone.now() - timedelta(minutes=1))
-    barrier, errors = threading.Barrier(4), []
 
     def fold():
-        try:
-            barrier.wait()
-            accounting.fold_job_events(lag_seconds=0, batch=7)
-            accounting.fold_everything(lag_seconds=0)
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
+        accounting.fold_job_events(lag_seconds=0, batch=7)
+        accounting.fold_everything(lag_seconds=0)
 
-    threads = [threading.Thread(target=fold) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(fold, 4)
     assert errors == []
     assert live_counters() == {(AccountKind.USER, "alice"): (50, 0)}
