@@ -17,6 +17,7 @@ from jobs.models import Job
 from pandamon.models import WorkerRun
 from pandamon.workers import latest_runs, periodic_workers
 from sites.models import Site
+from sites.selectors import pilots_silent
 
 from .choices import Severity, SubjectKind
 from .services.alarms import Finding, raise_alarm, resolve_cleared
@@ -30,7 +31,6 @@ def threshold(name):
 
 def site_without_pilots(now):
     """Sites with activated jobs and no pilot contact for too long: nothing will run there."""
-    silent_for = timedelta(minutes=threshold("NO_PILOT_MINUTES"))
     waiting = dict(
         Job.objects.filter(status=JobStatus.ACTIVATED).exclude(computing_site=None)
         .values_list("computing_site_id").annotate(n=Count("*")).order_by()
@@ -39,7 +39,7 @@ def site_without_pilots(now):
     for site in Site.objects.filter(pk__in=waiting).select_related("pilot_activity"):
         activity = getattr(site, "pilot_activity", None)
         last = activity.last_contact_at if activity else None
-        if last is None or now - last > silent_for:
+        if pilots_silent(last, now):
             since = f"since {last:%Y-%m-%d %H:%M} UTC" if last else "ever"
             findings.append(Finding("site-no-pilots", Severity.CRITICAL, SubjectKind.SITE, site.name,
                                     f"{waiting[site.pk]} activated jobs and no pilot contact {since}"))  # fmt: skip

@@ -11,12 +11,11 @@ from django.utils import timezone
 
 from sites.choices import SiteStatus
 from sites.models import Site
+from sites.selectors import pilots_silent
 
 from .choices import PILOT_STATES, JobStatus
 from .models import Job, JobStatusLog
 from .services.brokerage import site_limits_refusals
-
-NO_PILOT_WARNING = timedelta(hours=1)
 
 
 def explain(job, *, now=None):
@@ -78,7 +77,7 @@ def _activated(job, now):
     last = activity.last_contact_at if activity else None
     if last is None:
         lines.append(f"no pilot has ever called from {site.name}")
-    elif now - last > NO_PILOT_WARNING:
+    elif pilots_silent(last, now):
         lines.append(f"no pilot contact from {site.name} for {_ago(last, now)}")
     if site.max_running_jobs:
         running = Job.objects.filter(computing_site=site, status__in=PILOT_STATES).count()

@@ -57,9 +57,7 @@ def custom_plot(request):
     try:
         plottable, time_field, group = _choice(request.GET)
         window = _window(request.GET, time_field)
-        selection = _selection(plottable, request.GET).filter(**{f"{time_field}__gte": window.start})
-        if window.end:
-            selection = selection.filter(**{f"{time_field}__lt": window.end})
+        selection = _selection(plottable, request.GET).filter(window.q())
     except InvalidInput as error:
         return error_page(request, error)
     bins = plots.TimeBins.for_span(window.start, window.end or timezone.now())

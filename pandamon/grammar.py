@@ -226,6 +226,15 @@ class Window:
     def as_dict(self):
         return {"field": self.field, "from": self.start, "to": self.end, "hours": self.hours, "default": self.default}
 
+    def q(self):
+        """The window as a Q on its field: start inclusive, end exclusive."""
+        condition = Q()
+        if self.start:
+            condition &= Q(**{f"{self.field}__gte": self.start})
+        if self.end:
+            condition &= Q(**{f"{self.field}__lt": self.end})
+        return condition
+
 
 def _moment(raw, name, *, end_of_day=False):
     wrong = invalid(f"{name} must be a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM), got {raw[:40]!r}")
@@ -339,12 +348,7 @@ class GrammarFilterSet(filters.FilterSet):
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)
-        window = self.window
-        if window and window.start:
-            queryset = queryset.filter(**{f"{window.field}__gte": window.start})
-        if window and window.end:
-            queryset = queryset.filter(**{f"{window.field}__lt": window.end})
-        return queryset
+        return queryset.filter(self.window.q()) if self.window else queryset
 
     def facet_lookups(self):
         """[(parameter name, ORM lookup)] of the attribute summary."""

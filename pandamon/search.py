@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from datasets.models import Dataset, File
 from jobs.models import Job
@@ -24,8 +24,7 @@ class Hit:
 def resolve(query):
     """The page `query` names, or None. `query` is stripped and non-empty."""
     if "*" in query:
-        listing = _url("datasets-page")
-        return Hit("dataset pattern", query, listing + "?" + urlencode({"name": query})) if listing else None
+        return Hit("dataset pattern", query, reverse("datasets-page") + "?" + urlencode({"name": query}))
     if query.isdigit():
         return _job_or_task(int(query))
     for finder in (_site, _dataset, _file, _user):
@@ -42,16 +41,9 @@ def tried(query):
     return ["a site", "a dataset or container", "a file (LFN)", "a user"]
 
 
-def _url(name, *args):
-    try:
-        return reverse(name, args=args)
-    except NoReverseMatch:  # the page is not installed in this deployment
-        return None
-
-
 def _job_or_task(number):
     if Job.objects.filter(pandaid=number).exists():
-        return Hit("job", str(number), _url("job-page", number))
+        return Hit("job", str(number), reverse("job-page", args=[number]))
     if Job.objects.filter(task_id=number).exists():
         return Hit("task", str(number), reverse("jobs-page") + "?" + urlencode({"taskid": number}))
     return None
@@ -59,20 +51,20 @@ def _job_or_task(number):
 
 def _site(query):
     name = Site.objects.filter(name__iexact=query).values_list("name", flat=True).first()
-    return Hit("site", name, _url("site-page", name)) if name else None
+    return Hit("site", name, reverse("site-page", args=[name])) if name else None
 
 
 def _dataset(query):
     name = Dataset.objects.filter(name=query.removesuffix("/"), erased_at__isnull=True).values_list("name", flat=True)
     name = name.first()
-    return Hit("dataset", name, _url("dataset-page", name)) if name else None
+    return Hit("dataset", name, reverse("dataset-page", args=[name])) if name else None
 
 
 def _file(query):
     lfn = File.objects.filter(lfn=query).values_list("lfn", flat=True).first()
-    return Hit("file", lfn, _url("file-page", lfn)) if lfn else None
+    return Hit("file", lfn, reverse("file-page", args=[lfn])) if lfn else None
 
 
 def _user(query):
     username = get_user_model().objects.filter(username=query).values_list("username", flat=True).first()
-    return Hit("user", username, _url("user-page", username)) if username else None
+    return Hit("user", username, reverse("user-page", args=[username])) if username else None

@@ -4,11 +4,10 @@ They live in pandamon/ because they combine sites with jobs and data (pandamon/s
 The window helpers here are shared with the user and usage pages (pandamon/user_pages.py).
 """
 
-from datetime import timedelta
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from django import forms
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from jobs.analysis import site_waiting_summary
@@ -20,6 +19,7 @@ from pandamon.listing import run_listing
 from sites.choices import SiteStatus
 from sites.filters import SiteFilterSet
 from sites.models import Site
+from sites.selectors import pilots_silent
 from sites.selectors import site_list as select_sites
 
 from .pages import error_page, render_page
@@ -31,7 +31,6 @@ SITE_WINDOW_HOURS = 12
 MAX_WINDOW_HOURS = 30 * 24
 # The jobs list's widest window: queued and active jobs are counted whatever their age.
 ALL_TIME = {"days": "3650"}
-PILOT_SILENCE = timedelta(hours=1)
 ALWAYS_SHOWN = {JobStatus.ACTIVATED, JobStatus.RUNNING, *selectors.FINAL_STATE_ORDER[:3]}
 TOP_NODES = 10
 WINDOW_CHOICES = (1, 3, 6, 12, 24, 48, 72, 168, 336, 720)
@@ -103,15 +102,6 @@ def sort_rows(rows, sortby, *, name):
     present = sorted((row for row in rows if row[key] is not None), key=lambda row: row[name])
     present.sort(key=lambda row: row[key], reverse=sortby.startswith("-"))  # stable: ties stay by name
     rows[:] = present + [row for row in rows if row[key] is None]
-
-
-def page_url(name, value, fallback):
-    """The URL of a page another part of the portal may not provide yet: reverse() if it resolves,
-    else the literal path `fallback` (with `value` quoted into it)."""
-    try:
-        return reverse(name, args=[value])
-    except NoReverseMatch:
-        return fallback.format(quote(str(value), safe=""))
 
 
 def get_site(name):
@@ -190,7 +180,7 @@ def site_alerts(site, now):
     if jobs["failed"] > jobs["finished"]:
         alerts["failures"] = f"more failed ({jobs['failed']}) than finished ({jobs['finished']}) jobs in the window"
     contact = site["last_pilot_contact"]
-    if jobs["activated"] and (contact is None or now - contact > PILOT_SILENCE):
+    if jobs["activated"] and pilots_silent(contact, now):
         alerts["pilots"] = f"{jobs['activated']} activated jobs but no pilot contact for more than 1 h"
     if jobs["activated"] and site["status"] == SiteStatus.OFFLINE:
         alerts["status"] = "offline: its activated jobs will not be given to pilots"
@@ -253,9 +243,9 @@ def _top_nodes(site, window):
 
 def _with_file_links(files):
     for row in files:
-        row["file_url"] = page_url("file-page", row["file__lfn"], "/files/{}/")
+        row["file_url"] = reverse("file-page", args=[row["file__lfn"]])
         dataset = row["file__origin_dataset__name"]
-        row["dataset_url"] = page_url("dataset-page", dataset, "/datasets/{}/") if dataset else None
+        row["dataset_url"] = reverse("dataset-page", args=[dataset]) if dataset else None
     return files
 
 

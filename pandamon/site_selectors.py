@@ -6,6 +6,7 @@ Every job query is bounded so the pages stay fast with millions of jobs:
   the jobs list's window uses, so a count and the list its link opens select the same jobs.
 """
 
+from collections import Counter, defaultdict
 from datetime import timedelta
 
 from django.db.models import Count, Max, Q, Sum
@@ -38,27 +39,15 @@ def count_in(state):
     return Count("status", filter=Q(status=state))
 
 
-def window_q(window, field="modification_time"):
-    """The window as a Q on `field` (start inclusive, end exclusive, like the jobs list)."""
-    condition = Q()
-    if window.start:
-        condition &= Q(**{f"{field}__gte": window.start})
-    if window.end:
-        condition &= Q(**{f"{field}__lt": window.end})
-    return condition
-
-
 # ---------------------------------------------------------------- site list
 
 
 def job_counts_by_site(*, window, site_ids):
     """{site_id: {state: n}}: queued/active jobs whatever their age, final ones modified in the window."""
-    counts = {}
-    for (site_id, _cloud), cell in live_and_recent_counts(final_window=window_q(window), site_ids=site_ids).items():
-        target = counts.setdefault(site_id, {})
-        for status, n in cell.items():
-            target[status] = target.get(status, 0) + n
-    return counts
+    counts = defaultdict(Counter)
+    for (site_id, _cloud), cell in live_and_recent_counts(final_window=window.q(), site_ids=site_ids).items():
+        counts[site_id].update(cell)
+    return {site_id: dict(cell) for site_id, cell in counts.items()}
 
 
 def storage_by_site(*, site_ids):
@@ -82,7 +71,7 @@ def site_activity(*, site, window):
     by_day = activity_by_day(window)
     trunc = TruncDay if by_day else TruncHour
     rows = (
-        Job.objects.filter(window_q(window), computing_site=site, status__in=FINAL_STATE_ORDER)
+        Job.objects.filter(window.q(), computing_site=site, status__in=FINAL_STATE_ORDER)
         .annotate(bucket=trunc("modification_time"))
         .values_list("bucket", "status")
         .annotate(n=Count("*"))
@@ -129,7 +118,7 @@ def recent_site_files(*, site, limit=RECENT_FILES):
 
 
 def site_failed_jobs(*, site, window):
-    return Job.objects.filter(window_q(window), computing_site=site, status=JobStatus.FAILED)
+    return Job.objects.filter(window.q(), computing_site=site, status=JobStatus.FAILED)
 
 
 def failures_by_error(failed_jobs):
@@ -163,7 +152,7 @@ def worker_nodes(*, site, window):
     One GROUP BY with conditional counts; jobs not yet on a node (no modification_host) are left out."""
     finals = {state.value: count_in(state) for state in FINAL_STATE_ORDER}
     rows = (
-        Job.objects.filter(window_q(window), computing_site=site)
+        Job.objects.filter(window.q(), computing_site=site)
         .exclude(modification_host="")
         .values("modification_host")
         .annotate(jobs=Count("*"), last_seen=Max("modification_time"), **finals)

@@ -6,6 +6,7 @@ from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django import forms
+from django.urls import reverse
 from django.utils import timezone
 
 from pandamon import roles
@@ -19,7 +20,6 @@ from .site_pages import (
     WINDOW_CHOICES,
     job_window,
     kept_params,
-    page_url,
     parse_sortby,
     refuse_unknown,
     sort_headers,
@@ -109,7 +109,7 @@ def user_detail(request, username):
     n_tasks, tasks = selectors.user_tasks(username=username, window=window)
     n_datasets, datasets = selectors.user_datasets(user=user)
     for row in datasets:
-        row["url"] = page_url("dataset-page", row["name"], "/datasets/{}/")
+        row["url"] = reverse("dataset-page", args=[row["name"]])
     data = {
         "user": username,
         "account": _account_dict(user),

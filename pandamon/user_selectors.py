@@ -15,7 +15,7 @@ from jobs.models import Job, JobFile
 from quotas.choices import AccountKind
 from quotas.selectors import daily_history
 
-from .site_selectors import ALL_STATES, ERROR_SOURCES, FINAL_STATE_ORDER, count_in, failures_by_error, window_q
+from .site_selectors import ALL_STATES, ERROR_SOURCES, FINAL_STATE_ORDER, count_in, failures_by_error
 
 RECENT_FAILURES = 20
 TASKS_SHOWN = 50
@@ -36,7 +36,7 @@ def user_activity(*, window, name_q=None):
 
     Two queries: GROUP BY (user, state) with the CPU time and the latest change, and the distinct
     (user, site) pairs."""
-    jobs = Job.objects.filter(window_q(window)).exclude(prod_user_name="")
+    jobs = Job.objects.filter(window.q()).exclude(prod_user_name="")
     if name_q is not None:
         jobs = jobs.filter(name_q)
     by_state = (
@@ -89,7 +89,7 @@ def has_jobs(username):
 
 
 def user_jobs(*, username, window):
-    return Job.objects.filter(window_q(window), prod_user_name=username)
+    return Job.objects.filter(window.q(), prod_user_name=username)
 
 
 def user_job_summary(*, username, window):

@@ -2,6 +2,7 @@
 
 They live here, at the top of the dependency order, because they combine apps."""
 
+from collections import Counter, defaultdict
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from alarms.selectors import job_history, live_alarms
 from jobs.choices import FINAL_STATES, JobStatus
 from jobs.errorcodes import first_error
 from jobs.selectors import live_and_recent_counts, recent_failures
+from sites.selectors import pilots_silent
 from sites.selectors import site_list as select_sites
 
 from . import plots
@@ -28,10 +30,9 @@ HOME_ALARMS = 10
 DASHBOARD_STATES = (JobStatus.DEFINED, JobStatus.ASSIGNED, JobStatus.WAITING, JobStatus.ACTIVATED, JobStatus.SENT,
                     JobStatus.STARTING, JobStatus.RUNNING, JobStatus.HOLDING, JobStatus.TRANSFERRING,
                     JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED)  # fmt: skip
-# A site is flagged when more than this share of its ended jobs failed in the window ...
+# A site is flagged when more than this share of its ended jobs failed in the window, or when it has
+# activated jobs and its pilots are silent (sites.selectors.pilots_silent).
 FAILURE_ALARM_SHARE = 0.2
-# ... or when it has activated jobs and no pilot has called for this long.
-NO_PILOT_ALARM = timedelta(hours=1)
 
 
 def home(request):
@@ -68,20 +69,18 @@ def history_figure(*, site, title):
 
 def _clouds_with_sites(counts, now):
     """Clouds (with their sites' rows) that have jobs to show, each site flagged when it looks wrong."""
-    per_site, unassigned = {}, {}
+    per_site, unassigned = defaultdict(Counter), defaultdict(Counter)
     for (site_id, cloud), cell in counts.items():
-        target = per_site.setdefault(site_id, {}) if site_id else unassigned.setdefault(cloud or "(none)", {})
-        for status, n in cell.items():
-            target[status] = target.get(status, 0) + n
+        (per_site[site_id] if site_id else unassigned[cloud or "(none)"]).update(cell)
     clouds = {}
     for site in select_sites().filter(pk__in=per_site):
         activity = getattr(site, "pilot_activity", None)
-        row = _site_row(site, per_site[site.pk], activity.last_contact_at if activity else None, now)
+        row = _site_row(site, dict(per_site[site.pk]), activity.last_contact_at if activity else None, now)
         clouds.setdefault(site.cloud.name, []).append(row)
     result = [{"name": name, "sites": rows, "counts": _sum_counts(r["counts"] for r in rows)}
               for name, rows in sorted(clouds.items())]  # fmt: skip
     for cloud, cell in sorted(unassigned.items()):
-        result.append({"name": f"not brokered ({cloud})", "sites": [], "counts": cell})
+        result.append({"name": f"not brokered ({cloud})", "sites": [], "counts": dict(cell)})
     return result
 
 
@@ -90,18 +89,17 @@ def _site_row(site, cell, last_contact, now):
     alarms = []
     if failed and failed > FAILURE_ALARM_SHARE * (finished + failed):
         alarms.append(f"{100 * failed // (finished + failed)}% failed")
-    if cell.get(JobStatus.ACTIVATED) and (last_contact is None or now - last_contact > NO_PILOT_ALARM):
+    if cell.get(JobStatus.ACTIVATED) and pilots_silent(last_contact, now):
         alarms.append("no pilots")
     return {"name": site.name, "status": site.status, "tier": site.tier, "counts": cell,
             "last_pilot_contact": last_contact, "alarms": alarms}  # fmt: skip
 
 
 def _sum_counts(cells):
-    total = {}
+    total = Counter()
     for cell in cells:
-        for status, n in cell.items():
-            total[status] = total.get(status, 0) + n
-    return total
+        total.update(cell)
+    return dict(total)
 
 
 def worker_runs(request):
@@ -143,9 +141,9 @@ def search(request):
     if not query:
         return render_page(request, "search.html", {"query": ""}, json_data={"query": "", "hit": None}, status=400)
     hit = resolve(query)
-    if hit and hit.url:
+    if hit:
         if wants_json(request):
             return render_page(request, "", {}, json_data={"query": query, "hit": asdict(hit)})
         return redirect(hit.url)
     data = {"query": query, "hit": None, "tried": tried(query)}
-    return render_page(request, "search.html", {**data}, json_data=data, status=404)
+    return render_page(request, "search.html", data, json_data=data, status=404)
