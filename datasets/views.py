@@ -6,7 +6,7 @@ Each page has its JSON twin built from the same data (pandamon.pages.render_page
 from urllib.parse import urlencode
 
 from pandamon.errors import InvalidInput, NotFound, ServiceError
-from pandamon.listing import DEFAULT_LIMIT, MAX_LIMIT, Listing, errors_line, run_listing
+from pandamon.listing import Listing, parse_limit, run_listing, valid_filterset
 from pandamon.pages import error_page, render_page
 
 from . import selectors
@@ -139,10 +139,8 @@ def file_detail(request, lfn):
 def block_list(request):
     """Summaries: blocks: the datablocks read by jobs changed in the window, where and in which states."""
     try:
-        filterset = BlockFilterSet(request.GET, queryset=selectors.input_block_files())
-        if not filterset.is_valid():
-            raise InvalidInput("invalid filter: " + errors_line(filterset.errors), details=filterset.errors)
-        limit = _limit(request.GET.get("limit"))
+        filterset = valid_filterset(BlockFilterSet, request.GET, selectors.input_block_files())
+        limit = parse_limit(request.GET.get("limit"))
     except ServiceError as error:
         return error_page(request, error)
     rows, total, facets = selectors.block_summary(
@@ -157,11 +155,3 @@ def block_list(request):
     data = listing.envelope()
     context = {"listing": listing, "rows": rows, "data": data, "noun": "block", "shown": len(rows)}
     return render_page(request, "datasets/block_list.html", context, json_data=data)
-
-
-def _limit(raw):
-    if raw in (None, ""):
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be a number from 1 to {MAX_LIMIT}, got {raw[:20]!r}")
-    return int(raw)

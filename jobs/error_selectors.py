@@ -12,9 +12,8 @@ from django.db.models import Case, Count, DurationField, ExpressionWrapper, F, I
 from django.db.models.lookups import LessThan
 from django.utils import timezone
 
-from pandamon.errors import InvalidInput
 from pandamon.grammar import NOT_SPECIFIED
-from pandamon.listing import FACET_VALUES_SHOWN, errors_line, facet_counts
+from pandamon.listing import FACET_VALUES_SHOWN, facet_counts, valid_filterset
 from pandamon.plots import OTHER, TimeBins, series_over_bins
 from pilot.errors import MESSAGES as PILOT_MESSAGES
 
@@ -65,9 +64,7 @@ def select_jobs(params, *, defaults=None, queryset=None):
     defaulted = {name: value for name, value in (defaults or {}).items() if not params.get(name)}
     for name, value in defaulted.items():
         params[name] = value  # (QueryDict.update would append a second value)
-    filterset = JobFilterSet(params, queryset=Job.objects.all() if queryset is None else queryset)
-    if not filterset.is_valid():
-        raise InvalidInput("invalid filter: " + errors_line(filterset.errors), details=filterset.errors)
+    filterset = valid_filterset(JobFilterSet, params, Job.objects.all() if queryset is None else queryset)
     return Selection(filterset, filterset.qs.order_by(), params, defaulted=defaulted)
 
 

@@ -3,7 +3,8 @@
 from django.db.models import Count
 
 from datasets.models import FileReplica
-from pandamon.errors import InvalidInput, NotFound
+from pandamon.errors import NotFound
+from pandamon.listing import valid_filterset
 
 from . import errorcodes
 from .choices import FINAL_STATES, LIVE_STATES, JobStatus
@@ -16,14 +17,7 @@ def job_list(*, params=None):
     queryset = Job.objects.select_related("computing_site").order_by("-pandaid")
     if params is None:
         return queryset
-    filterset = JobFilterSet(params, queryset=queryset)
-    if not filterset.is_valid():
-        raise InvalidInput("invalid filter: " + _errors_line(filterset.errors), details=filterset.errors)
-    return filterset.qs
-
-
-def _errors_line(errors):
-    return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
+    return valid_filterset(JobFilterSet, params, queryset).qs
 
 
 def job_detail(*, pandaid):

@@ -20,7 +20,7 @@ from jobs.models import Job
 from . import plots
 from .errors import InvalidInput
 from .grammar import NOT_SPECIFIED, WINDOW_PARAMS, parse_window
-from .listing import errors_line
+from .listing import valid_filterset
 from .pages import error_page, render_page
 
 PLOT_PARAMS = ("model", "time", "by", "json")
@@ -110,10 +110,7 @@ def _selection(plottable, params):
     the window applies to the chosen time field instead."""
     filterset_class = type(plottable.filterset_class.__name__, (plottable.filterset_class,),
                            {"window_field": None, "extra_params": (*PLOT_PARAMS, *WINDOW_PARAMS)})  # fmt: skip
-    filterset = filterset_class(params, queryset=plottable.queryset)
-    if not filterset.is_valid():
-        raise InvalidInput("invalid filter: " + errors_line(filterset.errors), details=filterset.errors)
-    return filterset.qs.order_by()
+    return valid_filterset(filterset_class, params, plottable.queryset).qs.order_by()
 
 
 def _filters(params):

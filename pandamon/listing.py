@@ -64,11 +64,9 @@ def run_listing(request, *, filterset_class, queryset, columns, facets=True, par
 
     `columns` are the `.values()` names of each row. Raises InvalidInput (a 400) on a bad parameter."""
     params = request.GET if params is None else params
-    filterset = filterset_class(params, queryset=queryset)
-    if not filterset.is_valid():
-        raise InvalidInput("invalid filter: " + errors_line(filterset.errors), details=filterset.errors)
+    filterset = valid_filterset(filterset_class, params, queryset)
     selection = filterset.qs.order_by()
-    limit = _limit(params)
+    limit = parse_limit(params.get("limit"))
     sortby, order = _sort(filterset, params.get("sortby"))
     counts, truncated = facet_counts(selection, filterset.facet_lookups()) if facets else ({}, {})
     total, more_than = _total(selection, counts, truncated)
@@ -95,6 +93,14 @@ def run_listing(request, *, filterset_class, queryset, columns, facets=True, par
         next_url=next_url,
         querystring=_querystring(params),
     )
+
+
+def valid_filterset(filterset_class, params, queryset):
+    """The bound FilterSet of `params`; InvalidInput (a 400 naming each bad parameter) when it is not valid."""
+    filterset = filterset_class(params, queryset=queryset)
+    if not filterset.is_valid():
+        raise InvalidInput("invalid filter: " + errors_line(filterset.errors), details=filterset.errors)
+    return filterset
 
 
 def errors_line(errors):
@@ -157,8 +163,8 @@ def _total(selection, counts, truncated):
     return (capped, None) if capped <= COUNT_CAP else (None, COUNT_CAP)
 
 
-def _limit(params):
-    raw = params.get("limit")
+def parse_limit(raw):
+    """The rows-per-page parameter: DEFAULT_LIMIT when not given, InvalidInput outside 1..MAX_LIMIT."""
     if raw in (None, ""):
         return DEFAULT_LIMIT
     try:
