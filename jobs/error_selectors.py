@@ -13,7 +13,7 @@ from django.db.models.lookups import LessThan
 from django.utils import timezone
 
 from pandamon.grammar import NOT_SPECIFIED
-from pandamon.listing import FACET_VALUES_SHOWN, facet_counts, valid_filterset
+from pandamon.listing import counts_of, counts_together, facet_counts, valid_filterset
 from pandamon.plots import OTHER, TimeBins, series_over_bins
 from pilot.errors import MESSAGES as PILOT_MESSAGES
 
@@ -149,54 +149,22 @@ def _code_table(rows):
 def count_by(jobs, lookup, *, limit=TABLE_ROWS):
     """([(value, count)] most frequent first, more): counted by GROUP BY; `more` is how many values are
     not listed, up to GROUPS_COUNTED (so a wide window does not bring back every task it has)."""
-    grouped = jobs.values_list(lookup).annotate(n=Count("pk")).order_by("-n", lookup)
-    pairs = _merge_not_specified(grouped[:GROUPS_COUNTED])
+    pairs = counts_of(jobs, lookup, max_values=GROUPS_COUNTED)
     return pairs[:limit], max(0, len(pairs) - limit)
 
 
-def counts_in_one_pass(jobs, lookups, *, max_groups=COMBINATIONS_READ):
-    """{lookup: [(value, count)] most frequent first} for several columns from ONE GROUP BY over all of
-    them (a scan of the selection each is what costs), summed per column here.
-
-    Columns that go together (a task and its owner; cloud, label, processing type, attempt) make few
-    combinations; when there are more than `max_groups`, returns None and the caller counts each alone."""
-    rows = list(jobs.values_list(*lookups).annotate(n=Count("pk")).order_by()[: max_groups + 1])
-    if len(rows) > max_groups:
-        return None
-    marginals = {lookup: {} for lookup in lookups}
-    for *values, n in rows:
-        for lookup, value in zip(lookups, values, strict=True):
-            marginals[lookup][value] = marginals[lookup].get(value, 0) + n
-    return {lookup: _merge_not_specified(counts.items()) for lookup, counts in marginals.items()}
-
-
 def facets_of(jobs, filterset, names):
-    """The attribute summary (as pandamon.listing.facet_counts) of the facets `names`, in one pass when it can."""
-    lookups = [(name, lookup) for name, lookup in filterset.facet_lookups() if name in names]
-    together = counts_in_one_pass(jobs, [lookup for _, lookup in lookups])
-    if together is None:
-        return facet_counts(jobs, lookups)
-    counts = {name: together[lookup][:FACET_VALUES_SHOWN] for name, lookup in lookups}
-    truncated = {name: max(0, len(together[lookup]) - FACET_VALUES_SHOWN) for name, lookup in lookups}
-    return counts, truncated
+    """The attribute summary (pandamon.listing.facet_counts) of the facets `names` only."""
+    return facet_counts(jobs, [(name, lookup) for name, lookup in filterset.facet_lookups() if name in names])
 
 
 def users_and_tasks(jobs, *, limit=TABLE_ROWS):
     """Failures by owner and by task: one pass over (task, owner) pairs, or one per column if there are many."""
-    together = counts_in_one_pass(jobs, ["task_id", "prod_user_name"])
+    together = counts_together(jobs, ["task_id", "prod_user_name"], max_rows=COMBINATIONS_READ)
     if together is None:
         return count_by(jobs, "prod_user_name", limit=limit), count_by(jobs, "task_id", limit=limit)
     users, tasks = together["prod_user_name"], together["task_id"]
     return (users[:limit], max(0, len(users) - limit)), (tasks[:limit], max(0, len(tasks) - limit))
-
-
-def _merge_not_specified(pairs):
-    """NULL and '' are one value for the grammar ("Not specified"), so they are one row."""
-    merged = {}
-    for value, n in pairs:
-        value = NOT_SPECIFIED if value in (None, "") else value
-        merged[value] = merged.get(value, 0) + n
-    return sorted(merged.items(), key=lambda pair: -pair[1])
 
 
 def site_failure_rates(selection, *, limit=TABLE_ROWS):
