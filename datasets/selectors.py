@@ -9,8 +9,8 @@ from django.db.models.functions import Concat
 from jobs.choices import FileType
 from jobs.models import Job, JobFile
 from pandamon.errors import InvalidInput, NotFound
-from pandamon.grammar import NOT_SPECIFIED
-from pandamon.listing import FACET_VALUES_SHOWN
+from pandamon.grammar import wildcard_q
+from pandamon.listing import FACET_VALUES_SHOWN, merge_not_specified
 from sites.models import Site
 
 from .choices import DatasetKind
@@ -24,18 +24,7 @@ def name_filter(pattern, field="name"):
     """A DQ2 name pattern with `*` wildcards as an ORM filter (no regex reaches the database)."""
     if not WILDCARD.match(pattern):
         raise InvalidInput(f"{pattern!r} is not a name pattern (letters, digits, _ - . : + and * wildcards)")
-    parts = pattern.split("*")
-    if len(parts) == 1:
-        return Q(**{field: pattern})
-    condition = Q()
-    if parts[0]:
-        condition &= Q(**{f"{field}__startswith": parts[0]})
-    if parts[-1]:
-        condition &= Q(**{f"{field}__endswith": parts[-1]})
-    for middle in parts[1:-1]:
-        if middle:
-            condition &= Q(**{f"{field}__contains": middle})
-    return condition
+    return wildcard_q(field, pattern)
 
 
 def dataset_list(*, pattern=None, category=None, fields=None, kind=None):
@@ -309,19 +298,14 @@ def block_summary(job_files, *, facet_lookups, limit):
         row["states"][cell["job__status"]] += cell["jobs"]
         row["sites"][cell["job__computing_site__name"] or "(not brokered)"] += cell["jobs"]
         for name, lookup in facet_lookups:
-            facets[name][_facet_value(cell[lookup])] += cell["jobs"]
+            facets[name][cell[lookup]] += cell["jobs"]
     rows = sorted(blocks.values(), key=lambda row: (-row["jobs"], row["block"]))[:limit]
     _add_catalog_records(rows)
     for row in rows:
         row["states"] = dict(row["states"].most_common())
         row["sites"] = sorted(row["sites"].items(), key=lambda pair: (-pair[1], pair[0]))
-    facets = {name: sorted(counts.items(), key=lambda pair: (-pair[1], str(pair[0])))[:FACET_VALUES_SHOWN]
-              for name, counts in facets.items()}  # fmt: skip
+    facets = {name: merge_not_specified(counts.items())[:FACET_VALUES_SHOWN] for name, counts in facets.items()}
     return rows, len(blocks), facets
-
-
-def _facet_value(value):
-    return NOT_SPECIFIED if value in (None, "") else value
 
 
 def _add_catalog_records(rows):
