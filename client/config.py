@@ -35,10 +35,15 @@ def _checked(value: str, where: str) -> str:
     return value
 
 
+def token_path(env: Mapping[str, str] = os.environ) -> Path:
+    """Where the token is kept: $PANDA_TOKEN_FILE, else ~/.panda/token (what `panda login` writes)."""
+    return Path(env.get("PANDA_TOKEN_FILE") or DEFAULT_TOKEN_FILE).expanduser()
+
+
 def _token_from_file(named: str | None) -> str | None:
     """A token file named by $PANDA_TOKEN_FILE must exist: a typo there should not
     silently send requests without credentials."""
-    path = Path(named or DEFAULT_TOKEN_FILE).expanduser()
+    path = token_path({"PANDA_TOKEN_FILE": named} if named else {})
     try:
         text = path.read_text().strip()
         return _checked(text, str(path)) if text else None

@@ -16,19 +16,13 @@ import sys
 
 from client import __version__, commands, config
 from client.api import Catalog
+from client.cli import OneLineParser, fail
 from client.errors import DQ2Error, UsageError
 
 EPILOG = (
     "Server: --server or $PANDA_URL (default http://127.0.0.1:8000). Token: --token, $PANDA_TOKEN, "
     "or the file ~/.panda/token ($PANDA_TOKEN_FILE). See docs/dq2.md."
 )
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line (dq2: error: ...) instead of usage + exit."""
-
-    def error(self, message):
-        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _connection_options(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -42,10 +36,10 @@ def _connection_options(parser: argparse.ArgumentParser, top: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dq2", description="Client of the PanDA monitor's DQ2 data catalog.", epilog=EPILOG)
+    parser = OneLineParser(prog="dq2", description="Client of the PanDA monitor's DQ2 data catalog.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"dq2 {__version__}")
     _connection_options(parser, top=True)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     _add_ls(sub)
     _add_get(sub)
     _add_put(sub)
@@ -117,20 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(argv)
     except DQ2Error as exc:
-        return _fail(str(exc), exc.exit_code)
+        return fail("dq2", str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return fail("dq2", "interrupted", 130)
     except BrokenPipeError:
         # `dq2 ls ... | head`: the reader left; stop quietly, without a second error at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:  # a local file problem: disk full, permission denied
         where = f"{exc.filename}: " if exc.filename else ""
-        return _fail(f"{where}{exc.strerror or exc}", 1)
+        return fail("dq2", f"{where}{exc.strerror or exc}", 1)
     except Exception as exc:  # noqa: BLE001 - a bug still gets one line; DQ2_DEBUG=1 shows the traceback
         if os.environ.get("DQ2_DEBUG"):
             raise
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (DQ2_DEBUG=1 shows where)", 1)
+        return fail("dq2", f"internal error: {type(exc).__name__}: {exc} (DQ2_DEBUG=1 shows where)", 1)
 
 
 def _run(argv: list[str] | None) -> int:
@@ -146,12 +140,6 @@ def _run(argv: list[str] | None) -> int:
         raise UsageError("--retries must be at least 1")
     catalog = Catalog(config.server_url(args.server), token=config.token(args.token), tries=args.retries)
     return args.handler(catalog, args)
-
-
-def _fail(message: str, code: int) -> int:
-    sys.stdout.flush()
-    print(f"dq2: error: {' '.join(message.split())}", file=sys.stderr)
-    return code
 
 
 if __name__ == "__main__":

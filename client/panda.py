@@ -17,27 +17,22 @@ import getpass
 import json
 import os
 import sys
-from pathlib import Path
 
 from client import __version__, config
 from client.api import Catalog, quote_name
+from client.cli import OneLineParser, fail
 from client.errors import DQ2Error, ServerError, UsageError
 
 TOKEN_PATH = "/api/v1/auth/token"
 QUOTA_PATH = "/api/v1/quotas/me"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="panda", description="Client of the PanDA monitor (jobs, quotas).")
+    parser = OneLineParser(prog="panda", description="Client of the PanDA monitor (jobs, quotas).")
     parser.add_argument("--version", action="version", version=f"panda {__version__}")
     parser.add_argument("--server", metavar="URL", help="server (default $PANDA_URL or http://127.0.0.1:8000)")
     parser.add_argument("--token", help="API token (default $PANDA_TOKEN or ~/.panda/token)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     login = sub.add_parser("login", help="get an API token for your account and store it")
     login.add_argument("-u", "--username", required=True)
     login.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -62,16 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def token_file() -> Path:
-    return Path(os.environ.get("PANDA_TOKEN_FILE") or config.DEFAULT_TOKEN_FILE).expanduser()
-
-
 def _login(server, args) -> int:
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
     if not password:
         raise UsageError("no password given")
     answer = Catalog(server, tries=1).post(TOKEN_PATH, {"username": args.username, "password": password})
-    path = token_file()
+    path = config.token_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Created private: the token is as good as the password.
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -82,7 +73,7 @@ def _login(server, args) -> int:
 
 
 def _logout(server, args) -> int:
-    path = token_file()
+    path = config.token_path()
     if path.exists():
         path.unlink()
         print(f"removed {path}")
@@ -176,16 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("give a command: login, logout, quota, jobs, alarms, site (see 'panda --help')")
         return args.handler(config.server_url(args.server), args)
     except ServerError as exc:
-        return _fail(str(exc), 1)
+        return fail("panda", str(exc), 1)
     except DQ2Error as exc:
-        return _fail(str(exc), exc.exit_code)
+        return fail("panda", str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"panda: error: {' '.join(message.split())}", file=sys.stderr)
-    return code
+        return fail("panda", "interrupted", 130)
 
 
 if __name__ == "__main__":
