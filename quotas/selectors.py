@@ -3,12 +3,11 @@
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from datasets.models import DatasetReplica
 from pandamon import roles
-from sites.models import Site
 
 from .choices import AccountKind, Resource, SubjectKind
 from .models import AccountUsage, DailyUsage, QuotaRule
@@ -77,29 +76,38 @@ def _most_generous(values):
 
 
 def usage_of(kind, name, *, today=None):
-    """{resource: amount} for an account, from the incrementally kept counters."""
+    """{resource: amount} of the job resources of an account (running, queued, CPU), from the kept counters.
+    Storage is summed apart (storage_used): only the quota report and replica registration need it."""
     today = today or timezone.now().date()
     live = AccountUsage.objects.filter(kind=kind, name=name).first()
-    week = DailyUsage.objects.filter(kind=kind, name=name, day__gt=today - timedelta(days=WEEK_DAYS))
-    cpu_week = week.aggregate(total=Sum("cpu_seconds"))["total"] or 0
-    cpu_today = week.filter(day=today).aggregate(total=Sum("cpu_seconds"))["total"] or 0
+    cpu = DailyUsage.objects.filter(kind=kind, name=name, day__gt=today - timedelta(days=WEEK_DAYS)).aggregate(
+        week=Sum("cpu_seconds"), today=Sum("cpu_seconds", filter=Q(day=today))
+    )
     return {
         Resource.RUNNING_JOBS: live.running_jobs if live else 0,
         Resource.QUEUED_JOBS: live.queued_jobs if live else 0,
-        Resource.CPU_HOURS_DAY: round(cpu_today / 3600, 1),
-        Resource.CPU_HOURS_WEEK: round(cpu_week / 3600, 1),
-        Resource.STORAGE_BYTES: storage_used(name) if kind == AccountKind.USER else 0,
+        Resource.CPU_HOURS_DAY: round((cpu["today"] or 0) / 3600, 1),
+        Resource.CPU_HOURS_WEEK: round((cpu["week"] or 0) / 3600, 1),
     }
 
 
-def storage_used(username, *, site=None):
-    """Bytes of the user's datasets (user.<name>.*) at all sites, or at `site`, summed over their replicas.
+def running_jobs(accounts):
+    """{(kind, name): running jobs} of several accounts, in one query."""
+    wanted = Q(pk__in=[])
+    for kind, name in accounts:
+        wanted |= Q(kind=kind, name=name)
+    return {(kind, name): n for kind, name, n in AccountUsage.objects.filter(wanted).values_list(
+        "kind", "name", "running_jobs")}  # fmt: skip
+
+
+def storage_used(username, *, site_name=None):
+    """Bytes of the user's datasets (user.<name>.*) at all sites, or at one, summed over their replicas.
 
     Computed when asked, from the replica counters the catalog keeps: the prefix is served by
     the name index and a user has few datasets next to the whole catalog."""
     replicas = DatasetReplica.objects.filter(dataset__name__startswith=f"user.{username}.")
-    if site is not None:
-        replicas = replicas.filter(site=site)
+    if site_name is not None:
+        replicas = replicas.filter(site__name=site_name)
     return replicas.aggregate(total=Sum("bytes_present"))["total"] or 0
 
 
@@ -125,6 +133,7 @@ def quota_report(user, *, days=30):
     for kind, name in accounts:
         limits = limits_for(kind, name, user=user if kind == AccountKind.USER else None)
         usage = usage_of(kind, name)
+        usage[Resource.STORAGE_BYTES] = storage_used(name) if kind == AccountKind.USER else 0
         lines = [_line(resource, usage[resource], limits.get(resource)) for resource in Resource]
         if kind == AccountKind.USER:
             lines += _site_storage_lines(name, user)
@@ -145,7 +154,7 @@ def quota_report(user, *, days=30):
 def _site_storage_lines(name, user):
     lines = []
     for site_name, limit in sorted(site_storage_limits(name, user=user).items()):
-        line = _line(Resource.STORAGE_BYTES, storage_used(name, site=Site.objects.get(name=site_name)), limit)
+        line = _line(Resource.STORAGE_BYTES, storage_used(name, site_name=site_name), limit)
         lines.append({**line, "site": site_name, "label": f"bytes of your user datasets at {site_name}"})
     return lines
 

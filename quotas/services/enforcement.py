@@ -102,7 +102,7 @@ def check_storage(*, site, new_file_ids):
         total = limits_for(AccountKind.USER, owner, user=user).get(Resource.STORAGE_BYTES)
         _refuse_storage(owner, total, storage_used(owner), "", site)
         _refuse_storage(owner, site_storage_limits(owner, user=user).get(site.name),
-                        storage_used(owner, site=site), f" at {site.name}", site)  # fmt: skip
+                        storage_used(owner, site_name=site.name), f" at {site.name}", site)  # fmt: skip
 
 
 def _refuse_storage(owner, limit, used, where, site):

@@ -13,7 +13,7 @@ from jobs.models import Job
 from jobs.services import state
 
 from ..choices import AccountKind, Resource
-from ..selectors import limits_for, usage_of
+from ..selectors import limits_for, running_jobs
 
 ACTOR = "quota-throttler"
 WAITING = (JobStatus.ACTIVATED, JobStatus.THROTTLED)
@@ -49,11 +49,12 @@ def _headroom(accounts):
     """{account: running jobs it may still start (None: no limit)}."""
     names = [name for kind, name in accounts if kind == AccountKind.USER]
     users = {user.username: user for user in get_user_model().objects.filter(username__in=names)}
+    running = running_jobs(accounts)
     room = {}
     for kind, name in accounts:
         limit = limits_for(kind, name, user=users.get(name)).get(Resource.RUNNING_JOBS)
-        running = usage_of(kind, name)[Resource.RUNNING_JOBS]
-        room[(kind, name)] = None if limit is None or limit.hard is None else limit.hard - running
+        has_limit = limit is not None and limit.hard is not None
+        room[(kind, name)] = limit.hard - running.get((kind, name), 0) if has_limit else None
     return room
 
 
