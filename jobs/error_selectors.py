@@ -103,6 +103,9 @@ def failure_selection(params):
 
 CODE_FIELDS = tuple(source.code for source in ERROR_SOURCES)
 DIAG_FIELDS = tuple(source.diag for source in ERROR_SOURCES)
+# Per group of codes: its jobs, the newest of them, and a sample diagnostic of each component.
+CODE_AGGREGATES = {"n": Count("pk"), "example": Max("pandaid"),
+                   **{f"sample_{source.component}": Max(source.diag) for source in ERROR_SOURCES}}  # fmt: skip
 
 
 def main_error(row):
@@ -120,17 +123,30 @@ def error_counts(selection, *, top=HISTOGRAM_SERIES):
     selection's count; in the code table a job with errors of two components counts under both."""
     bins = selection.bins
     field_name = selection.filterset.window.field if selection.filterset.window else "modification_time"
-    samples = {f"sample_{source.component}": Max(source.diag) for source in ERROR_SOURCES}
     rows = list(selection.jobs.values(*CODE_FIELDS, **bins.expressions(field_name))
-                .annotate(n=Count("pk"), example=Max("pandaid"), **samples).order_by())  # fmt: skip
+                .annotate(**CODE_AGGREGATES).order_by())  # fmt: skip
     series = series_over_bins(rows, bins, name_of=main_error, top=top)
     histogram = {"bins": bins.edges(), "bin": bins.as_dict(), "field": field_name, "series": series,
                  "total": sum(row["n"] for row in rows)}  # fmt: skip
-    return histogram, _code_table(rows)
+    return histogram, code_table(rows)
 
 
-def _code_table(rows):
-    """[{component, code, meaning, count, sample_diag, example_pandaid}] most frequent first."""
+def failures_by_code(jobs):
+    """The code table of failed jobs on their own (the site and user pages): one GROUP BY over the codes.
+    Jobs without any code are one "none" row."""
+    rows = list(jobs.values(*CODE_FIELDS).annotate(**CODE_AGGREGATES).order_by())
+    table = code_table(rows)
+    uncoded = sum(row["n"] for row in rows if not any(row[column] for column in CODE_FIELDS))
+    if uncoded:
+        table.append({"component": "none", "code": 0, "meaning": "", "count": uncoded, "sample_diag": "",
+                      "example_pandaid": None, "param": None})  # fmt: skip
+        table.sort(key=lambda entry: (-entry["count"], entry["component"], entry["code"]))
+    return table
+
+
+def code_table(rows):
+    """[{component, code, meaning, count, sample_diag, example_pandaid, param}] most frequent first, from rows
+    grouped by the code columns (with CODE_AGGREGATES); a job with errors of two components counts under both."""
     table = {}
     for row in rows:
         for source in ERROR_SOURCES:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from jobs.analysis import site_waiting_summary
 from jobs.choices import JobStatus
+from jobs.error_selectors import failures_by_code
 from pandamon import site_selectors as selectors
 from pandamon.errors import InvalidInput, NotFound, ServiceError
 from pandamon.grammar import WINDOW_PARAMS, parse_window
@@ -203,7 +204,7 @@ def site_detail(request, name):
     jobs = _all_states(selectors.job_counts_by_site(window=window, site_ids=[site.pk]).get(site.pk, {}))
     nodes = _top_nodes(site, window)
     files = _with_file_links(selectors.recent_site_files(site=site))
-    failures = selectors.failures_by_error(selectors.site_failed_jobs(site=site, window=window))
+    failures = failures_by_code(selectors.site_failed_jobs(site=site, window=window))
     fields = {field.name: getattr(site, field.attname) for field in site._meta.fields if field.name != "cloud"}
     summary = {**fields, "cloud": site.cloud.name}
     last_contact = activity.last_contact_at if activity else None

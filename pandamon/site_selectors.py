@@ -14,7 +14,6 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from datasets.models import DatasetReplica, FileReplica
-from jobs import errorcodes
 from jobs.choices import LIVE_STATES, JobStatus
 from jobs.models import Job
 from jobs.selectors import live_and_recent_counts
@@ -24,7 +23,6 @@ ACTIVE_STATES = LIVE_STATES
 FINAL_STATE_ORDER = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED)
 ALL_STATES = ACTIVE_STATES + FINAL_STATE_ORDER
 
-ERROR_SOURCES = errorcodes.ERROR_SOURCES
 RECENT_FILES = 50
 # A node is suspect ("black hole") when enough of its jobs ended and it fails far more than its site.
 SUSPECT_MIN_FAILED = 5
@@ -119,28 +117,6 @@ def recent_site_files(*, site, limit=RECENT_FILES):
 
 def site_failed_jobs(*, site, window):
     return Job.objects.filter(window.q(), computing_site=site, status=JobStatus.FAILED)
-
-
-def failures_by_error(failed_jobs):
-    """[{component, code, meaning, count, sample_diag, param}] of a queryset of failed jobs, most frequent first.
-
-    One GROUP BY over the combination of the error codes (few distinct combinations); a job with
-    errors from two components counts under both. Jobs with no code at all are one "no code" row."""
-    code_columns = [code for _, code, _, _ in ERROR_SOURCES]
-    samples = {f"sample_{component}": Max(diag) for component, _, diag, _ in ERROR_SOURCES}
-    rows = failed_jobs.values(*code_columns).annotate(n=Count("*"), **samples).order_by()
-    summary = {}
-    for row in rows:
-        codes = [(component, row[code], row[f"sample_{component}"], param)
-                 for component, code, _, param in ERROR_SOURCES if row[code]]  # fmt: skip
-        for component, code, diag, param in codes or [("none", 0, "", None)]:
-            entry = summary.setdefault((component, code), {
-                "component": component, "code": code, "meaning": errorcodes.describe(component, code),
-                "count": 0, "sample_diag": diag or "", "param": param,
-            })  # fmt: skip
-            entry["count"] += row["n"]
-            entry["sample_diag"] = entry["sample_diag"] or diag or ""
-    return sorted(summary.values(), key=lambda entry: (-entry["count"], entry["component"], entry["code"]))
 
 
 # ---------------------------------------------------------------- worker nodes

@@ -10,12 +10,14 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import TruncDate
 
 from datasets.models import Dataset
+from jobs import errorcodes
 from jobs.choices import FileType, JobStatus
+from jobs.error_selectors import failures_by_code
 from jobs.models import Job, JobFile
 from quotas.choices import AccountKind
 from quotas.selectors import daily_history
 
-from .site_selectors import ALL_STATES, ERROR_SOURCES, FINAL_STATE_ORDER, count_in, failures_by_error
+from .site_selectors import ALL_STATES, FINAL_STATE_ORDER, count_in
 
 RECENT_FAILURES = 20
 TASKS_SHOWN = 50
@@ -111,29 +113,27 @@ def user_job_summary(*, username, window):
 
 def user_recent_failures(*, username, window, limit=RECENT_FAILURES):
     """The user's latest failed jobs of the window, each with its first error."""
-    columns = [column for _, code, diag, _ in ERROR_SOURCES for column in (code, diag)]
     rows = (
         user_jobs(username=username, window=window)
         .filter(status=JobStatus.FAILED)
         .order_by("-modification_time", "-pandaid")
-        .values("pandaid", "job_name", "task_id", "computing_site__name", "modification_time", *columns)[:limit]
+        .values("pandaid", "job_name", "task_id", "computing_site__name", "modification_time", *errorcodes.ROW_COLUMNS)[
+            :limit
+        ]
     )
     return [_with_first_error(row) for row in rows]
 
 
 def _with_first_error(row):
     """The row with its error columns folded into `error` (the first component that reported one)."""
-    error = None
-    for component, code, diag, _ in ERROR_SOURCES:
-        code_value, diag_value = row.pop(code), row.pop(diag)
-        if error is None and (code_value or diag_value):
-            error = {"component": component, "code": code_value, "diag": diag_value}
-    row["error"] = error
+    row["error"] = errorcodes.first_error(row)
+    for column in errorcodes.ROW_COLUMNS:
+        del row[column]
     return row
 
 
 def user_failures_by_error(*, username, window):
-    return failures_by_error(user_jobs(username=username, window=window).filter(status=JobStatus.FAILED))
+    return failures_by_code(user_jobs(username=username, window=window).filter(status=JobStatus.FAILED))
 
 
 def user_sites(*, username, window):
