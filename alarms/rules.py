@@ -15,7 +15,7 @@ from datasets.models import DatasetReplica
 from jobs.choices import JobStatus
 from jobs.models import Job
 from pandamon.models import WorkerRun
-from pandamon.workers import latest_runs, periodic_workers
+from pandamon.workers import allowed_silence, latest_runs, periodic_workers
 from sites.models import Site
 from sites.selectors import pilots_silent
 
@@ -117,7 +117,7 @@ def workers_not_running(now):
     beat_is_running = bool(latest)
     findings = []
     for name, period in periodic_workers():
-        allowed = max(period * threshold("WORKER_MISSED_PERIODS"), timedelta(minutes=threshold("WORKER_MIN_MINUTES")))
+        allowed = allowed_silence(period)
         run = latest.get(name)
         if run is None:
             if beat_is_running and now - min(r.started_at for r in latest.values()) > allowed:

@@ -22,7 +22,7 @@ from . import plots
 from .models import WorkerRun
 from .pages import render_page, wants_json
 from .search import resolve, tried
-from .workers import latest_runs, periodic_workers
+from .workers import allowed_silence, latest_runs, periodic_workers
 
 RECENT_HOURS = 12
 HISTORY_HOURS = 48
@@ -122,8 +122,6 @@ def worker_runs(request):
 
 
 def _worker_row(name, period, last, day_counts, now):
-    late_after = max(period * settings.PANDA_ALARMS["WORKER_MISSED_PERIODS"],
-                     timedelta(minutes=settings.PANDA_ALARMS["WORKER_MIN_MINUTES"]))  # fmt: skip
     finished = last.finished_at if last else None
     return {
         "name": name, "period_s": period.total_seconds(),
@@ -131,7 +129,7 @@ def _worker_row(name, period, last, day_counts, now):
         "last_duration_s": (finished - last.started_at).total_seconds() if finished else None,
         "last_counts": last.counts if last else {}, "last_error": last.error if last else "",
         "runs_24h": sum(day_counts.values()), "failed_24h": day_counts.get(WorkerRun.Status.FAILED, 0),
-        "late": last is None or now - last.started_at > late_after,
+        "late": last is None or now - last.started_at > allowed_silence(period),
     }  # fmt: skip
 
 

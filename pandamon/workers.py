@@ -2,7 +2,9 @@
 
 import logging
 from contextlib import contextmanager
+from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from .models import WorkerRun
@@ -40,8 +42,13 @@ def latest_runs():
     return {name: WorkerRun.objects.filter(name=name).order_by("-started_at").first() for name in names}
 
 
+def allowed_silence(period):
+    """How long a periodic worker may go without starting before it counts as late: a few of its periods
+    (PANDA_ALARM_WORKER_MISSED_PERIODS), at least PANDA_ALARM_WORKER_MIN_MINUTES."""
+    return max(period * settings.PANDA_ALARMS["WORKER_MISSED_PERIODS"],
+               timedelta(minutes=settings.PANDA_ALARMS["WORKER_MIN_MINUTES"]))  # fmt: skip
+
+
 def periodic_workers():
     """[(task name, period)] of every periodic worker Celery beat runs."""
-    from django.conf import settings
-
     return [(entry["task"], entry["schedule"]) for entry in settings.CELERY_BEAT_SCHEDULE.values()]
