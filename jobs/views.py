@@ -77,7 +77,7 @@ def job_detail(request, pandaid):
     }
     context = {"job": job, "data": data, "files": data["files"], "history": _with_durations(history),
                "errors": errors, "previous": previous, "following": following,
-               "state_help": JobStatus(job.status).label, "actions": _actions(request.user, job)}  # fmt: skip
+               "state_help": JobStatus(job.status).label, "actions": _actions(request.user, job, retried=bool(following))}  # fmt: skip
     return render_page(request, "jobs/job_detail.html", context, json_data=data)
 
 
@@ -95,14 +95,15 @@ def _brokerage_log(job, history):
     return lines
 
 
-def _actions(user, job):
-    """The buttons this user gets: kill while the job can still end, retry once it has ended badly."""
+def _actions(user, job, *, retried):
+    """The buttons this user gets: kill while the job can still end, retry once it has ended badly
+    (and has no next attempt yet)."""
     if not user.is_authenticated or not kill.may_kill(user, job):
         return []
     if job.status not in FINAL_STATES:
         return ["kill"]
     retryable = job.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED)
-    return ["retry"] if retryable and not Job.objects.filter(parent_id=job.pandaid).exists() else []
+    return ["retry"] if retryable and not retried else []
 
 
 @require_POST
