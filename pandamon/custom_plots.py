@@ -6,7 +6,6 @@ filters, all from whitelists (no free SQL), counted per time bin in the database
 
 from dataclasses import dataclass
 
-from django import forms
 from django.db.models import Count
 from django.utils import timezone
 
@@ -19,7 +18,7 @@ from jobs.models import Job
 
 from . import plots
 from .errors import InvalidInput
-from .grammar import NOT_SPECIFIED, WINDOW_PARAMS, parse_window
+from .grammar import NOT_SPECIFIED, WINDOW_PARAMS, window_of
 from .listing import valid_filterset
 from .pages import error_page, render_page
 
@@ -94,14 +93,10 @@ def _choice(params):
 
 
 def _window(params, time_field):
-    try:
-        window = parse_window({name: params.get(name) for name in WINDOW_PARAMS}, field=time_field,
-                              default_hours=DEFAULT_HOURS, deep=False)  # fmt: skip
-    except forms.ValidationError as error:
-        raise InvalidInput(" ".join(error.messages)) from None
+    window = window_of(params, field=time_field, default_hours=DEFAULT_HOURS)
     if window.start is None:  # only date_to given: a bounded plot still needs a start
-        window = parse_window({"hours": str(DEFAULT_HOURS), "date_to": params.get("date_to")}, field=time_field,
-                              default_hours=DEFAULT_HOURS, deep=False)  # fmt: skip
+        window = window_of({"hours": str(DEFAULT_HOURS), "date_to": params.get("date_to")}, field=time_field,
+                           default_hours=DEFAULT_HOURS)  # fmt: skip
     return window
 
 

@@ -23,6 +23,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from .errors import InvalidInput
+
 NOT_SPECIFIED = "Not specified"
 TERM_CHARACTERS = re.compile(r"^[\w .:+@/=,#()\-*]+$")
 TERM_CHARACTERS_TEXT = "letters, digits, spaces, _ . : + @ / = , # ( ) - and * wildcards"
@@ -271,6 +273,16 @@ def parse_window(data, *, field, default_hours, deep):
     if end or deep or not default_hours:
         return Window(field, None, end, None, False)
     return Window(field, now - timedelta(hours=default_hours), None, default_hours, True)
+
+
+def window_of(params, *, field, default_hours):
+    """The window that a page's own hours= / days= / date_from= / date_to= give (no FilterSet involved);
+    InvalidInput (a 400) when they are bad."""
+    try:
+        return parse_window({name: params.get(name) for name in WINDOW_PARAMS}, field=field,
+                            default_hours=default_hours, deep=False)  # fmt: skip
+    except forms.ValidationError as error:
+        raise InvalidInput(" ".join(error.messages)) from None
 
 
 def _positive_number(raw, name, maximum):

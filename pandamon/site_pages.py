@@ -6,7 +6,6 @@ The window helpers here are shared with the user and usage pages (pandamon/user_
 
 from urllib.parse import urlencode
 
-from django import forms
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,7 +14,7 @@ from jobs.choices import JobStatus
 from jobs.error_selectors import failures_by_code
 from pandamon import site_selectors as selectors
 from pandamon.errors import InvalidInput, NotFound, ServiceError
-from pandamon.grammar import WINDOW_PARAMS, parse_window
+from pandamon.grammar import WINDOW_PARAMS, window_of
 from pandamon.listing import run_listing
 from sites.choices import SiteStatus
 from sites.filters import SiteFilterSet
@@ -47,13 +46,7 @@ def job_window(params, *, default_hours, max_hours=MAX_WINDOW_HOURS):
     """The jobs window of a summary page (hours= / days= / date_from= / date_to=); InvalidInput when bad.
 
     Always bounded: these pages aggregate jobs, and an unbounded window would read the whole history."""
-    try:
-        window = parse_window(
-            {name: params.get(name) for name in WINDOW_PARAMS},
-            field="modification_time", default_hours=default_hours, deep=False,
-        )  # fmt: skip
-    except forms.ValidationError as error:
-        raise InvalidInput(" ".join(error.messages)) from None
+    window = window_of(params, field="modification_time", default_hours=default_hours)
     if window.start is None:
         raise InvalidInput("give hours=, days= or date_from= with date_to=: this page needs a bounded window")
     span_hours = window.hours or ((window.end or timezone.now()) - window.start).total_seconds() / 3600
