@@ -5,17 +5,13 @@ a task of a thousand jobs ending in one cycle sends its owner one mail that coun
 not a thousand mails; and the pilots' hot paths pay nothing for it."""
 
 from collections import Counter, defaultdict
-from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.mail import get_connection, send_mass_mail
-from django.db import transaction
-from django.utils import timezone
 
 from jobs.choices import JobStatus
-from jobs.selectors import status_changes_after
-from pandamon.models import LogCursor
+from jobs.services.status_log import consume_batch
 
 from ..models import NotificationPreference, SentNotification
 
@@ -39,21 +35,15 @@ def kind_of(old_status, new_status):
 
 def send_job_notifications(*, lag_seconds=None, batch=None):
     """Mail each subscribed owner one digest of their jobs' events since the last run; returns mails sent."""
-    lag = settings.PANDA["ACCOUNTING_LAG_SECONDS"] if lag_seconds is None else lag_seconds
-    horizon = timezone.now() - timedelta(seconds=lag)
-    total = 0
-    while True:
-        with transaction.atomic():
-            cursor, _ = LogCursor.objects.select_for_update().get_or_create(name=LOG_CURSOR)
-            changes = status_changes_after(
-                cursor.last_id, older_than=horizon, limit=batch or settings.PANDA["ACCOUNTING_BATCH"],
-                job_fields=("owner_id", "task_id", "job_name"),
-            )  # fmt: skip
-            if not changes:
-                return total
-            total += _send_digests(_events_by_owner(changes))
-            cursor.last_id = changes[-1]["id"]
-            cursor.save(update_fields=["last_id", "updated_at"])
+    mails = []
+
+    def handle(changes):
+        mails.append(_send_digests(_events_by_owner(changes)))
+
+    while consume_batch(LOG_CURSOR, job_fields=("owner_id", "task_id", "job_name"), handle=handle,
+                        lag_seconds=lag_seconds, batch=batch):  # fmt: skip
+        pass
+    return sum(mails)
 
 
 def _events_by_owner(changes):

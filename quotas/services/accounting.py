@@ -13,16 +13,11 @@ A row whose transaction stays open longer than the lag is missed; the periodic r
 """
 
 from collections import Counter, defaultdict
-from datetime import timedelta
 
-from django.conf import settings
-from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from jobs.choices import FINAL_STATES, PILOT_STATES, QUEUED_STATES
-from jobs.selectors import status_changes_after
-from pandamon.models import LogCursor
+from jobs.services.status_log import consume_batch
 
 from ..choices import AccountKind
 from ..models import AccountUsage, DailyUsage
@@ -56,23 +51,14 @@ def fold_job_events(*, lag_seconds=None, batch=None):
     """Fold the state changes logged since the last fold into the counters. Returns how many were folded.
 
     Concurrent folds serialise on the cursor row, so no change is counted twice."""
-    lag = settings.PANDA["ACCOUNTING_LAG_SECONDS"] if lag_seconds is None else lag_seconds
-    batch = batch or settings.PANDA["ACCOUNTING_BATCH"]
-    horizon = timezone.now() - timedelta(seconds=lag)
-    with transaction.atomic():
-        cursor, _ = LogCursor.objects.select_for_update().get_or_create(name=LOG_CURSOR)
-        events = status_changes_after(
-            cursor.last_id, older_than=horizon, limit=batch,
-            job_fields=("prod_user_name", "working_group", "cpu_consumption_time"),
-        )  # fmt: skip
-        if not events:
-            return 0
-        live, daily = _deltas(events)
-        _apply_live(live)
-        _apply_daily(daily)
-        cursor.last_id = events[-1]["id"]
-        cursor.save(update_fields=["last_id", "updated_at"])
-    return len(events)
+    return consume_batch(LOG_CURSOR, job_fields=("prod_user_name", "working_group", "cpu_consumption_time"),
+                         handle=_fold, lag_seconds=lag_seconds, batch=batch)  # fmt: skip
+
+
+def _fold(events):
+    live, daily = _deltas(events)
+    _apply_live(live)
+    _apply_daily(daily)
 
 
 def fold_everything(*, lag_seconds=None):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs.choices import LIVE_STATES
 from jobs.models import Job
-from pandamon.models import LogCursor
+from jobs.services.status_log import lock_cursor
 
 from ..models import AccountUsage, DailyUsage
 from .accounting import ENDINGS, LOG_CURSOR, accounts_of, bucket, fold_everything
@@ -27,7 +27,7 @@ def reconcile(*, days=2):
     counters and return the drift found: {"live": {account: {...}}, "daily": {...}}."""
     with transaction.atomic():
         # Holding the cursor lock keeps a concurrent fold from adding to what we are recounting.
-        LogCursor.objects.select_for_update().get_or_create(name=LOG_CURSOR)
+        lock_cursor(LOG_CURSOR)
         fold_everything(lag_seconds=0)
         live_drift = _fix_live(_recount_live())
         since = timezone.now().date() - timedelta(days=days - 1)
