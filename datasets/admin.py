@@ -6,7 +6,21 @@ services and the API; the admin is for looking and for fixing the odd record."""
 
 from django.contrib import admin
 
-from .models import Claim, ContainerMember, Dataset, DatasetFile, DatasetReplica, DatasetVersion, File, FileReplica
+from .models import (
+    Claim,
+    ConsistencyCheck,
+    ContainerMember,
+    Dataset,
+    DatasetFile,
+    DatasetReplica,
+    DatasetVersion,
+    File,
+    FileReplica,
+    ReplicaCallback,
+    Subscription,
+    TransferChannelStat,
+    TransferRequest,
+)
 
 
 class BigTableAdmin(admin.ModelAdmin):
@@ -26,7 +40,7 @@ class VersionInline(admin.TabularInline):
 class ReplicaInline(admin.TabularInline):
     model = DatasetReplica
     extra = 0
-    fields = ["site", "files_present", "bytes_present", "modified_at"]
+    fields = ["site", "files_present", "bytes_present", "complete_at", "expires_at", "modified_at"]
     readonly_fields = fields
     can_delete = False
 
@@ -81,7 +95,7 @@ class FileReplicaAdmin(BigTableAdmin):
 
 @admin.register(DatasetReplica)
 class DatasetReplicaAdmin(BigTableAdmin):
-    list_display = ["dataset", "site", "files_present", "bytes_present", "modified_at"]
+    list_display = ["dataset", "site", "files_present", "bytes_present", "complete_at", "expires_at", "modified_at"]
     list_filter = ["site"]
     search_fields = ["^dataset__name"]
     raw_id_fields = ["dataset"]
@@ -92,3 +106,42 @@ class ClaimAdmin(BigTableAdmin):
     list_display = ["replica", "owner_name", "reason", "expires_at", "created_at"]
     search_fields = ["owner_name", "reason"]
     raw_id_fields = ["replica", "owner"]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(BigTableAdmin):
+    list_display = ["dataset", "site", "state", "activity", "priority", "owner_name", "reason", "modified_at"]
+    list_filter = ["state", "activity", "site"]
+    search_fields = ["^dataset__name", "owner_name"]
+    raw_id_fields = ["dataset", "owner"]
+    readonly_fields = ["evaluated_at", "stuck_at", "done_at", "created_at", "modified_at"]
+
+
+@admin.register(TransferRequest)
+class TransferRequestAdmin(BigTableAdmin):
+    list_display = ["file", "source", "destination", "state", "activity", "priority", "attempts", "tool", "error",
+                    "finished_at"]  # fmt: skip
+    list_filter = ["state", "activity", "destination"]
+    search_fields = ["^file__lfn"]
+    raw_id_fields = ["file"]
+
+
+@admin.register(TransferChannelStat)
+class TransferChannelStatAdmin(BigTableAdmin):
+    list_display = ["hour", "source", "destination", "files_done", "bytes_done", "files_failed", "seconds"]
+    list_filter = ["source", "destination"]
+
+
+@admin.register(ReplicaCallback)
+class ReplicaCallbackAdmin(BigTableAdmin):
+    list_display = ["dataset", "site", "kind", "state", "url", "owner_name", "attempts", "last_error", "fired_at"]
+    list_filter = ["kind", "state"]
+    search_fields = ["^dataset__name", "owner_name"]
+    raw_id_fields = ["dataset", "owner"]
+
+
+@admin.register(ConsistencyCheck)
+class ConsistencyCheckAdmin(BigTableAdmin):
+    list_display = ["site", "started_at", "files_on_storage", "replicas_in_catalog", "n_dark", "n_lost", "fixed",
+                    "error"]  # fmt: skip
+    list_filter = ["site"]

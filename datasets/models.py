@@ -13,7 +13,17 @@ from django.db.models import F, Q
 
 from sites.models import Site
 
-from .choices import DatasetKind, DatasetState, ReplicaState, VersionState
+from .choices import (
+    Activity,
+    CallbackKind,
+    CallbackState,
+    DatasetKind,
+    DatasetState,
+    ReplicaState,
+    SubscriptionState,
+    TransferState,
+    VersionState,
+)
 
 
 class Dataset(models.Model):
@@ -30,6 +40,9 @@ class Dataset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
     erased_at = models.DateTimeField(null=True, blank=True, help_text="Soft-erased; purged later.")
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="When every file it held last reached its archival site (job outputs)."
+    )
     # Name fields, parsed once so the browser can facet on them.
     series = models.CharField(max_length=64, blank=True)
     number = models.CharField(max_length=64, blank=True)
@@ -147,6 +160,12 @@ class DatasetReplica(models.Model):
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="dataset_replicas", db_index=False)
     files_present = models.PositiveIntegerField(default=0)
     bytes_present = models.BigIntegerField(default=0)
+    complete_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the site last came to hold every file; cleared when files are added."
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="A secondary copy: deleted after this unless claimed (empty = kept)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
 
@@ -173,3 +192,158 @@ class Claim(models.Model):
 
     def __str__(self):
         return f"claim by {self.owner_name} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class Subscription(models.Model):
+    """A site asks to hold a dataset, a container (all its datasets, present and future) or a datablock.
+
+    The subscription agent compares what the site should hold with what it holds and queues
+    transfers of what is missing; catalog changes (new files, new versions, new container
+    members) flag the subscriptions they concern for the next agent cycle.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="subscriptions")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="subscriptions")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    owner_name = models.CharField(max_length=150, help_text="User name or system component.")
+    activity = models.CharField(max_length=12, choices=Activity.choices, default=Activity.USER)
+    priority = models.PositiveSmallIntegerField(default=3, help_text="1 (lowest) to 5 (highest).")
+    state = models.CharField(max_length=10, choices=SubscriptionState.choices, default=SubscriptionState.ACTIVE)
+    reason = models.CharField(max_length=500, blank=True, help_text="Why it is stuck or suspended.")
+    needs_evaluation = models.BooleanField(default=True, help_text="Set by catalog changes; cleared by the agent.")
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    stuck_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "site"], name="subscription_unique")]
+        indexes = [
+            models.Index(fields=["site", "state"], name="subscription_site_state"),
+            # The agent's work list stays as small as the set of subscriptions with news.
+            models.Index(fields=["id"], name="subscription_to_evaluate", condition=Q(needs_evaluation=True)),
+        ]
+
+    def __str__(self):
+        return f"{self.dataset_id} -> {self.site_id} ({self.state})"
+
+
+class TransferRequest(models.Model):
+    """One file to one destination site: the reliable transfer queue.
+
+    At most one row per file and destination, reused when the file is wanted there again;
+    agents claim queued rows with SELECT ... FOR UPDATE SKIP LOCKED.
+    """
+
+    # Indexed by transferrequest_unique (file, destination).
+    file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="transfers", db_index=False)
+    destination = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="transfers_in", db_index=False)
+    source = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="transfers_out",
+        help_text="The source replica of the last attempt.",
+    )  # fmt: skip
+    activity = models.CharField(max_length=12, choices=Activity.choices, default=Activity.USER)
+    priority = models.PositiveSmallIntegerField(default=3)
+    state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True, help_text="The last attempt's error.")
+    excluded_sources = models.JSONField(
+        default=list, blank=True, help_text="Ids of sites whose replica of the file was found bad."
+    )
+    tool = models.CharField(max_length=16, blank=True, help_text="Transfer tool that moved it.")
+    bytes = models.BigIntegerField(default=0)
+    agent = models.CharField(max_length=100, blank=True, help_text="The agent holding a submitted request.")
+    requested_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(help_text="Not claimed before this (retry backoff).")
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True, help_text="Duration of the successful copy.")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["file", "destination"], name="transferrequest_unique")]
+        indexes = [
+            # The claim: best priority first among queued rows; partial, so it holds only the backlog.
+            models.Index(fields=["-priority", "id"], name="transfer_queued", condition=Q(state="queued")),
+            # Submitted rows whose agent died are found by age.
+            models.Index(fields=["submitted_at"], name="transfer_submitted", condition=Q(state="submitted")),
+            models.Index(fields=["destination", "state"], name="transfer_destination_state"),
+            models.Index(fields=["finished_at"], name="transfer_finished_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.file_id} -> {self.destination_id} ({self.state})"
+
+
+class TransferChannelStat(models.Model):
+    """Transfers per channel (source site -> destination site) and hour, for the monitor."""
+
+    source = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    destination = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    files_done = models.PositiveIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    files_failed = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0, help_text="Summed copy time of the files done.")
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "source", "destination"], name="transferchannelstat_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.source_id} -> {self.destination_id} at {self.hour:%Y-%m-%d %H}h"
+
+
+class ReplicaCallback(models.Model):
+    """Something to do once a dataset's replica at a site is complete (all its files there)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="callbacks")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=CallbackKind.choices)
+    url = models.CharField(max_length=500, blank=True, help_text="For http callbacks: where to POST.")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    owner_name = models.CharField(max_length=150)
+    state = models.CharField(max_length=8, choices=CallbackState.choices, default=CallbackState.WAITING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    fired_at = models.DateTimeField(null=True, blank=True, help_text="When the replica was found complete.")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["dataset", "site"], name="callback_waiting", condition=Q(state="waiting")),
+            models.Index(fields=["next_attempt_at"], name="callback_due", condition=Q(state="due")),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} on {self.dataset_id} at {self.site_id} ({self.state})"
+
+
+class ConsistencyCheck(models.Model):
+    """One comparison of a site's storage with its replica catalog."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="consistency_checks")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    files_on_storage = models.PositiveIntegerField(default=0)
+    replicas_in_catalog = models.PositiveIntegerField(default=0)
+    n_dark = models.PositiveIntegerField(default=0, help_text="On storage, not in the catalog.")
+    n_lost = models.PositiveIntegerField(default=0, help_text="In the catalog, not on storage.")
+    dark = models.JSONField(default=list, blank=True, help_text="Paths of dark files (the first 1000).")
+    lost = models.JSONField(default=list, blank=True, help_text="LFNs of lost replicas (the first 1000).")
+    fixed = models.BooleanField(default=False, help_text="Lost replicas were removed from the catalog.")
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"consistency of {self.site_id} at {self.started_at:%Y-%m-%d %H:%M}"

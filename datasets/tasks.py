@@ -1,10 +1,14 @@
-"""Celery tasks of the catalog: thin wrappers around services."""
+"""Celery tasks of the catalog and the data flow: thin wrappers around services."""
+
+import socket
+import time
 
 from celery import shared_task
+from django.conf import settings
 
 from pandamon.workers import recorded_run
 
-from .services import catalog
+from .services import callbacks, catalog, consistency, deletion, subscriptions, transfers
 
 
 @shared_task(name="datasets.purge_erased_datasets", ignore_result=True)
@@ -12,3 +16,43 @@ def purge_erased_datasets():
     """Delete, in batches, datasets erased longer ago than the grace period (with their files' memberships)."""
     with recorded_run(purge_erased_datasets.name) as counts:
         counts["purged"] = catalog.purge_erased_datasets()
+
+
+@shared_task(name="datasets.evaluate_subscriptions", ignore_result=True)
+def evaluate_subscriptions():
+    """Queue transfers of what subscribed sites lack; safe to run concurrently (rows are skip-locked)."""
+    with recorded_run(evaluate_subscriptions.name) as counts:
+        counts.update(subscriptions.evaluate_subscriptions())
+
+
+@shared_task(name="datasets.run_transfers", ignore_result=True)
+def run_transfers():
+    """Claim and copy batches of queued transfers for up to TRANSFER_RUN_SECONDS."""
+    deadline = time.monotonic() + settings.PANDA["TRANSFER_RUN_SECONDS"]
+    agent = f"celery@{socket.gethostname()}"
+    with recorded_run(run_transfers.name) as counts:
+        while time.monotonic() < deadline:
+            result = transfers.transfer_batch(agent=agent)
+            for key, value in result.items():
+                counts[key] = counts.get(key, 0) + value
+            if not result["claimed"]:
+                break
+
+
+@shared_task(name="datasets.deliver_callbacks", ignore_result=True)
+def deliver_callbacks():
+    with recorded_run(deliver_callbacks.name) as counts:
+        counts.update(callbacks.deliver_due_callbacks())
+
+
+@shared_task(name="datasets.reap_expired_replicas", ignore_result=True)
+def reap_expired_replicas():
+    with recorded_run(reap_expired_replicas.name) as counts:
+        counts.update(deletion.reap_expired_replicas())
+
+
+@shared_task(name="datasets.check_storage_consistency", ignore_result=True)
+def check_storage_consistency():
+    """Compare every site's directory storage with its replica catalog (report only)."""
+    with recorded_run(check_storage_consistency.name) as counts:
+        counts.update(consistency.check_all_sites())

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from pandamon.workers import recorded_run
 
-from .services import adder, brokerage, watchers
+from .services import adder, brokerage, setupper, watchers
 
 
 @shared_task(name="jobs.broker_defined_jobs", ignore_result=True)
@@ -38,3 +38,10 @@ def retry_stuck_holding():
         for pandaid in ids:
             adder.finalize_job(pandaid)
         counts["finalized"] = len(ids)
+
+
+@shared_task(name="jobs.clean_dispatch_datasets", ignore_result=True)
+def clean_dispatch_datasets():
+    """Erase dispatch blocks whose jobs are all over; their replicas are left to the reaper."""
+    with recorded_run(clean_dispatch_datasets.name) as counts:
+        counts.update(setupper.clean_dispatch_blocks())

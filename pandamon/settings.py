@@ -227,6 +227,31 @@ PANDA = {
     # Operations history: jobs by site and state snapshotted this often, kept this many days.
     "HISTORY_INTERVAL_SECONDS": int(os.environ.get("PANDA_HISTORY_INTERVAL_SECONDS", 600)),
     "HISTORY_DAYS": int(os.environ.get("PANDA_HISTORY_DAYS", 30)),
+    # Data flow (datasets/services/transfers.py, subscriptions.py, callbacks.py; docs/data-flow.md).
+    "TRANSFER_BATCH": int(os.environ.get("PANDA_TRANSFER_BATCH", 500)),
+    "TRANSFER_THREADS": int(os.environ.get("PANDA_TRANSFER_THREADS", 8)),
+    # A copy taking longer is abandoned and the next tool tried.
+    "TRANSFER_TIMEOUT_SECONDS": float(os.environ.get("PANDA_TRANSFER_TIMEOUT_SECONDS", 600)),
+    # A submitted request whose agent went silent this long (killed, host lost) is queued again.
+    "TRANSFER_LEASE_SECONDS": int(os.environ.get("PANDA_TRANSFER_LEASE_SECONDS", 1800)),
+    "TRANSFER_MAX_ATTEMPTS": int(os.environ.get("PANDA_TRANSFER_MAX_ATTEMPTS", 4)),
+    # Retry n waits RETRY_SECONDS * 2**(n-1), at most an hour.
+    "TRANSFER_RETRY_SECONDS": float(os.environ.get("PANDA_TRANSFER_RETRY_SECONDS", 60)),
+    # A Celery run of the agent stops claiming new batches after this long (the next run goes on).
+    "TRANSFER_RUN_SECONDS": int(os.environ.get("PANDA_TRANSFER_RUN_SECONDS", 50)),
+    "SUBSCRIPTION_BATCH": int(os.environ.get("PANDA_SUBSCRIPTION_BATCH", 200)),
+    # A stuck subscription's failed transfers are queued again after this long (like Rucio's judge-repairer).
+    "SUBSCRIPTION_REPAIR_SECONDS": int(os.environ.get("PANDA_SUBSCRIPTION_REPAIR_SECONDS", 3600)),
+    # Every subscription is re-checked at least this often, in case a catalog change was missed.
+    "SUBSCRIPTION_RECHECK_SECONDS": int(os.environ.get("PANDA_SUBSCRIPTION_RECHECK_SECONDS", 3600)),
+    "CALLBACK_MAX_ATTEMPTS": int(os.environ.get("PANDA_CALLBACK_MAX_ATTEMPTS", 8)),
+    "CALLBACK_RETRY_SECONDS": float(os.environ.get("PANDA_CALLBACK_RETRY_SECONDS", 60)),
+    # Dispatch datasets' replicas are kept this long after their jobs are done (then the reaper may go).
+    "DISPATCH_REPLICA_LIFETIME_SECONDS": int(os.environ.get("PANDA_DISPATCH_REPLICA_LIFETIME_SECONDS", 0)),
+    # Brokerage: a site's weight is multiplied by (floor + share of the job's input bytes already there).
+    "LOCALITY_FLOOR": float(os.environ.get("PANDA_LOCALITY_FLOOR", 0.1)),
+    # Brokerage leaves out sites whose storage reported less free space than this (GB; 0 = ignore space).
+    "BROKERAGE_MIN_FREE_GB": float(os.environ.get("PANDA_BROKERAGE_MIN_FREE_GB", 1)),
     # Where the portal is, for links in mails.
     "PORTAL_URL": os.environ.get("PANDA_PORTAL_URL", "http://127.0.0.1:8000"),
 }
@@ -264,6 +289,13 @@ CELERY_BEAT_SCHEDULE = {
     "watch-sent-and-holding": {"task": "jobs.watch_timeouts", "schedule": timedelta(minutes=5)},
     "retry-stuck-adder": {"task": "jobs.retry_stuck_holding", "schedule": timedelta(minutes=2)},
     "purge-erased-datasets": {"task": "datasets.purge_erased_datasets", "schedule": timedelta(hours=1)},
+    "evaluate-subscriptions": {"task": "datasets.evaluate_subscriptions", "schedule": timedelta(seconds=20)},
+    "run-transfers": {"task": "datasets.run_transfers", "schedule": timedelta(seconds=15)},
+    "deliver-callbacks": {"task": "datasets.deliver_callbacks", "schedule": timedelta(minutes=1)},
+    "reap-expired-replicas": {"task": "datasets.reap_expired_replicas", "schedule": timedelta(hours=1)},
+    "check-storage-consistency": {"task": "datasets.check_storage_consistency", "schedule": timedelta(days=1)},
+    "measure-storage-space": {"task": "sites.measure_storage_space", "schedule": timedelta(minutes=10)},
+    "clean-dispatch-datasets": {"task": "jobs.clean_dispatch_datasets", "schedule": timedelta(minutes=10)},
     "quotas-fold-job-events": {"task": "quotas.fold_job_events", "schedule": timedelta(seconds=30)},
     "quotas-apply-running-limits": {"task": "quotas.apply_running_limits", "schedule": timedelta(minutes=1)},
     "quotas-reconcile": {"task": "quotas.reconcile", "schedule": timedelta(hours=1)},

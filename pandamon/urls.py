@@ -10,6 +10,7 @@ from datasets.api import ContainerViewSet, DatasetViewSet, FileViewSet, ReplicaV
 from jobs import pilot_views
 from jobs.api import JobViewSet
 from quotas import api as quota_api
+from sites import views as site_views
 from sites.api import SiteViewSet
 
 from . import views
@@ -37,6 +38,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/quotas/me", quota_api.my_quotas, name="api-my-quotas"),
+    path("api/v1/sites/<str:name>/space", site_views.report_space, name="api-site-space"),
     path("api/v1/auth/token", obtain_auth_token, name="api-token"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

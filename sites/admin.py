@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Cloud, PilotActivity, PilotCredential, Site
+from .models import Cloud, PilotActivity, PilotCredential, Site, StorageSpace
 
 
 @admin.register(Cloud)
@@ -43,3 +43,10 @@ class PilotActivityAdmin(admin.ModelAdmin):
     ]
     search_fields = ["site__name", "last_node"]
     readonly_fields = [f.name for f in PilotActivity._meta.fields]
+
+
+@admin.register(StorageSpace)
+class StorageSpaceAdmin(admin.ModelAdmin):
+    list_display = ["site", "used_bytes", "free_bytes", "total_bytes", "reported_at", "reported_by"]
+    search_fields = ["site__name"]
+    readonly_fields = [f.name for f in StorageSpace._meta.fields]

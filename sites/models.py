@@ -40,6 +40,15 @@ class Site(models.Model):
     storage_endpoint = models.CharField(
         max_length=300, blank=True, help_text="Directory path or HTTP URL of the site's storage element."
     )
+    storage_http_url = models.CharField(
+        max_length=300, blank=True,
+        help_text="An HTTP(S) door to the same storage (for the http transfer tool); empty = none.",
+    )  # fmt: skip
+    transfer_tools = models.CharField(
+        max_length=100, blank=True,
+        help_text="Transfer tools to bring files here, in order of preference, e.g. 'http,local'; "
+        "the next one is tried when one fails. Empty = local, then http.",
+    )  # fmt: skip
     storage_capacity_gb = models.PositiveIntegerField(
         default=0, help_text="Size of the site's storage in GB, for the storage-full alarm (0 = unknown)."
     )
@@ -92,3 +101,17 @@ class PilotActivity(models.Model):
 
     def __str__(self):
         return f"pilot activity at {self.site_id}"
+
+
+class StorageSpace(models.Model):
+    """The last report of a site's storage space, from a pilot on the site or the storage agent."""
+
+    site = models.OneToOneField(Site, on_delete=models.CASCADE, primary_key=True, related_name="storage_space")
+    used_bytes = models.BigIntegerField()
+    free_bytes = models.BigIntegerField()
+    total_bytes = models.BigIntegerField()
+    reported_at = models.DateTimeField()
+    reported_by = models.CharField(max_length=150)
+
+    def __str__(self):
+        return f"space at {self.site_id}"

@@ -1,16 +1,19 @@
 """Writes and pilot authentication for sites."""
 
 import hashlib
+import os
 import secrets
+import shutil
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from pandamon.cache import TtlCache
-from pandamon.errors import NotFound, PermissionDenied
+from pandamon.errors import InvalidInput, NotFound, PermissionDenied
 
 from . import contacts
-from .models import PilotCredential, Site
+from .models import PilotCredential, Site, StorageSpace
 
 
 def hash_token(token):
@@ -80,3 +83,28 @@ def set_site_status(*, site_name, status):
     updated = Site.objects.filter(name=site_name).update(status=status)
     if not updated:
         raise NotFound(f"unknown site '{site_name}'")
+
+
+def record_storage_space(*, site, used_bytes, free_bytes, total_bytes, reported_by):
+    """Keep a site's latest storage space report (the monitor and the brokerage read it)."""
+    values = {"used_bytes": used_bytes, "free_bytes": free_bytes, "total_bytes": total_bytes}
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidInput(f"{name}: give a non-negative integer number of bytes")
+    StorageSpace.objects.update_or_create(
+        site=site, defaults={**values, "reported_at": timezone.now(), "reported_by": reported_by[:150]}
+    )
+
+
+def measure_storage_space():
+    """Measure the sites whose storage is a directory this server can see (the storage agent's report)."""
+    measured = 0
+    for site in Site.objects.exclude(storage_endpoint="").exclude(storage_endpoint__startswith="http"):
+        path = site.storage_endpoint.removeprefix("file://")
+        if not os.path.isdir(path):
+            continue
+        usage = shutil.disk_usage(path)
+        record_storage_space(site=site, used_bytes=usage.used, free_bytes=usage.free, total_bytes=usage.total,
+                             reported_by="storage agent")  # fmt: skip
+        measured += 1
+    return {"measured": measured}

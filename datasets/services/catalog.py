@@ -11,7 +11,7 @@ from pandamon.errors import Conflict, InvalidInput, NotFound
 from ..choices import DatasetKind, DatasetState, VersionState
 from ..models import Dataset, DatasetFile, DatasetVersion
 from ..naming import is_valid_name, parse
-from . import replicas
+from . import completion, replicas
 from .access import check_may_write
 from .bulk_sql import insert_memberships
 from .files import clean_file_spec, resolve_files
@@ -156,7 +156,7 @@ def add_files_to_dataset(*, user, name, files):
     _check_files_allowed(dataset)
     if dataset.state != DatasetState.OPEN:
         raise Conflict(f"dataset {name} is {dataset.state}: files can only be added to an open dataset")
-    return _add(dataset, clean_files(files))
+    return append_files(dataset, clean_files(files))
 
 
 @transaction.atomic
@@ -174,7 +174,7 @@ def register_new_version(*, user, name, files=()):
     DatasetVersion.objects.create(
         dataset=dataset, number=dataset.latest_version, n_files=dataset.n_files, bytes=dataset.bytes
     )
-    _add(dataset, clean_files(files))
+    append_files(dataset, clean_files(files))
     return dataset
 
 
@@ -243,7 +243,7 @@ def _close_latest_version(dataset):
     )
 
 
-def _add(dataset, cleaned):
+def append_files(dataset, cleaned):
     """Add cleaned file specs to the dataset's latest version; returns the number of files added."""
     if not cleaned:
         return 0
@@ -261,4 +261,6 @@ def _add(dataset, cleaned):
     dataset.n_files += n
     dataset.bytes += size
     replicas.count_new_dataset_files(dataset=dataset, files=added)
+    if added:
+        completion.note_files_added(dataset)
     return n

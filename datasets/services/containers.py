@@ -6,6 +6,7 @@ from pandamon.errors import Conflict, InvalidInput, NotFound
 
 from ..choices import DatasetKind
 from ..models import ContainerMember, Dataset
+from . import completion
 from .access import check_may_write
 
 
@@ -36,6 +37,16 @@ def descendants(container_ids):
     return seen
 
 
+def ancestors(dataset_ids):
+    """Every container holding these datasets, directly or through other containers."""
+    seen, frontier = set(), set(dataset_ids)
+    while frontier:
+        parents = set(ContainerMember.objects.filter(member_id__in=frontier).values_list("container_id", flat=True))
+        frontier = parents - seen
+        seen |= parents
+    return seen
+
+
 @transaction.atomic
 def add_to_container(*, user, name, members):
     container = _container(name)
@@ -47,6 +58,8 @@ def add_to_container(*, user, name, members):
     present = set(ContainerMember.objects.filter(container=container).values_list("member_id", flat=True))
     new = [ContainerMember(container=container, member=m) for m in datasets if m.pk not in present]
     ContainerMember.objects.bulk_create(new)
+    if new:
+        completion.flag_subscriptions({container.pk} | ancestors([container.pk]), reactivate=True)
     return len(new)
 
 

@@ -19,6 +19,7 @@ from sites.models import Site
 
 from ..choices import DatasetKind
 from ..models import Claim, Dataset, DatasetFile, DatasetReplica, File, FileReplica
+from . import completion
 from .access import check_may_write
 from .bulk_sql import FileRef, insert_file_replicas
 
@@ -86,25 +87,38 @@ def register_replica_check(check):
 
 
 def _add_replicas(site, files, pfns):
-    new_ids = insert_file_replicas(site, {f.pk: pfns[f.lfn] for f in files})
-    _count_at_site(site, new_ids)
+    return len(add_replicas_at(site, {f.pk: pfns[f.lfn] for f in files}))
+
+
+def add_replicas_at(site, pfn_by_file_id):
+    """Register file replicas at a (locked) site, keep the dataset counts right and act on completions.
+
+    The replica checks (quotas) may refuse by raising; the caller's transaction then rolls back.
+    Returns the ids of the files newly present.
+    """
+    new_ids = insert_file_replicas(site, pfn_by_file_id)
+    grown = _count_at_site(site, new_ids)
     for check in _replica_checks:
         check(site=site, new_file_ids=new_ids)
-    return len(new_ids)
+    completion.note_replicas_grew(site, grown)
+    return new_ids
 
 
 def _count_at_site(site, new_file_ids):
-    """Add newly present files to the counts of every dataset holding them at this site."""
+    """Add newly present files to the counts of every dataset holding them at this site; returns those datasets."""
     if not new_file_ids:
-        return
+        return []
     per_dataset = (
         DatasetFile.objects.filter(file_id__in=new_file_ids)
         .values("dataset_id")
         .annotate(n=Count("file_id"), size=Sum("file__fsize"))
         .order_by()
     )
+    grown = []
     for row in per_dataset:
         _bump(row["dataset_id"], site.pk, row["n"], row["size"] or 0)
+        grown.append(row["dataset_id"])
+    return grown
 
 
 def _bump(dataset_id, site_id, n, size):
@@ -115,11 +129,35 @@ def _bump(dataset_id, site_id, n, size):
         DatasetReplica.objects.create(dataset_id=dataset_id, site_id=site_id, files_present=n, bytes_present=size)
 
 
+def remove_replicas_at(site, file_ids):
+    """Drop file replicas from a (locked) site's catalog and take them out of every dataset's count there.
+
+    Replicas left with no file are deleted; complete ones that lost files are not complete any more and
+    their subscriptions (if any) are woken to bring the files back. Returns how many replicas were removed.
+    """
+    removed = FileReplica.objects.filter(site=site, file_id__in=file_ids)
+    per_dataset = list(
+        DatasetFile.objects.filter(file_id__in=removed.values("file_id"), dataset__replicas__site=site)
+        .values("dataset_id")
+        .annotate(n=Count("file_id"), size=Sum("file__fsize"))
+        .order_by()
+    )
+    count, _ = removed.delete()
+    for row in per_dataset:
+        DatasetReplica.objects.filter(dataset_id=row["dataset_id"], site=site).update(
+            files_present=F("files_present") - row["n"], bytes_present=F("bytes_present") - (row["size"] or 0),
+            complete_at=None, modified_at=timezone.now(),
+        )  # fmt: skip
+    DatasetReplica.objects.filter(site=site, files_present__lte=0, claims__isnull=True).delete()
+    completion.flag_subscriptions({row["dataset_id"] for row in per_dataset}, site=site, reactivate=True)
+    return count
+
+
 def count_new_dataset_files(*, dataset, files):
     """Files just added to `dataset`: count those already present at sites holding the dataset."""
     if not files:
         return
-    present = (
+    present = list(
         FileReplica.objects.filter(file_id__in=[f.pk for f in files], site__dataset_replicas__dataset=dataset)
         .values("site_id")
         .annotate(n=Count("file_id"), size=Sum("file__fsize"))
@@ -127,6 +165,8 @@ def count_new_dataset_files(*, dataset, files):
     )
     for row in present:
         _bump(dataset.pk, row["site_id"], row["n"], row["size"] or 0)
+    for site in Site.objects.filter(pk__in=[row["site_id"] for row in present]):
+        completion.note_replicas_grew(site, [dataset.pk])
 
 
 @transaction.atomic
@@ -145,6 +185,7 @@ def register_dataset_location(*, user, name, site_name, complete):
         _add_replicas(site, files, {f.lfn: deterministic_pfn(site, f.lfn) for f in files})
     else:
         _recount(replica)
+        completion.note_replicas_grew(site, [dataset.pk])
     replica.refresh_from_db()
     return replica
 

@@ -7,12 +7,15 @@ periodic sweep if that message was lost). Idempotent: a job no longer holding is
 from django.db import transaction
 from django.utils import timezone
 
+from pandamon.errors import ServiceError
+
 from ..choices import FileStatus, FileType, JobStatus
 from ..models import Job, JobFile, JobReport
-from . import retry, state
+from . import retry, setupper, state
 from .kill import KILL_COMMAND
 
 ADDER_MISSING_OUTPUT = 200
+ADDER_REGISTRATION_FAILED = 201
 
 
 def finalize_job(pandaid):
@@ -24,11 +27,34 @@ def finalize_job(pandaid):
         report = JobReport.objects.filter(job=job).first()
         final, fields, reason = _outcome(job, report)
         _record_files(job, report, final)
+        destinations = []
+        if final == JobStatus.FINISHED:
+            final, fields, reason, destinations = _catalogue_outputs(job)
         state.transition(job, final, actor="adder", reason=reason, **fields)
+        if destinations:
+            setupper.await_archival(job, job.computing_site, destinations)
         if report is not None:
             JobReport.objects.filter(job=job).update(processed_at=timezone.now())
     retry.retry_if_eligible(job)
     return final
+
+
+def _catalogue_outputs(job):
+    """Register the outputs in their destination datasets at the job's site.
+
+    Returns (state, fields, reason, destination datasets to archive): transferring while
+    outputs must still reach the Tier-1, finished when they need not, failed when refused.
+    """
+    try:
+        with transaction.atomic():
+            destinations = setupper.register_outputs(job, job.computing_site)
+    except ServiceError as exc:
+        diag = f"registering the outputs failed: {exc.message}"
+        return JobStatus.FAILED, {"ddm_error_code": ADDER_REGISTRATION_FAILED, "ddm_error_diag": diag[:500]}, diag, []
+    if destinations:
+        names = ", ".join(d.name for d in destinations)
+        return JobStatus.TRANSFERRING, {}, f"outputs recorded; waiting for archival of {names}"[:500], destinations
+    return JobStatus.FINISHED, {}, "outputs recorded", []
 
 
 def _outcome(job, report):

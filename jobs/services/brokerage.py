@@ -16,12 +16,14 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from datasets.choices import ReplicaState
+from datasets.models import File, FileReplica
 from sites.choices import SiteStatus
 from sites.models import Site
 
-from ..choices import JobStatus
-from ..models import Job
-from . import state
+from ..choices import FileType, JobStatus
+from ..models import Job, JobFile
+from . import setupper, state
 
 NO_SITE = 100
 ASSIGNED_SITE_UNFIT = 101
@@ -66,13 +68,50 @@ class SiteLoad:
         self.counts[site.pk][JobStatus.ACTIVATED] += 1
 
 
-def choose_site(job, sites, load, rng=random):
-    """(site, None) for a fitting site, or (None, diagnostic)."""
+class InputLocality:
+    """Where the batch's catalogued input files are: the share of a job's input bytes at each site."""
+
+    def __init__(self, jobs):
+        inputs = JobFile.objects.filter(job__in=jobs, type=FileType.INPUT).values_list("job_id", "lfn")
+        self.lfns_of = defaultdict(set)
+        for job_id, lfn in inputs:
+            self.lfns_of[job_id].add(lfn)
+        lfns = set().union(*self.lfns_of.values()) if self.lfns_of else set()
+        self.size = dict(File.objects.filter(lfn__in=lfns).values_list("lfn", "fsize")) if lfns else {}
+        self.sites_of = defaultdict(set)
+        replicas = FileReplica.objects.filter(file__lfn__in=list(self.size), state=ReplicaState.AVAILABLE)
+        for lfn, site_id in replicas.values_list("file__lfn", "site_id"):
+            self.sites_of[lfn].add(site_id)
+
+    def share(self, job, site):
+        """Share (0..1) of the job's catalogued input bytes at `site`; 1 when it has no catalogued input."""
+        catalogued = [lfn for lfn in self.lfns_of.get(job.pandaid, ()) if lfn in self.size]
+        total = sum(self.size[lfn] for lfn in catalogued)
+        if not catalogued:
+            return 1.0
+        here = [lfn for lfn in catalogued if site.pk in self.sites_of[lfn]]
+        if total == 0:
+            return len(here) / len(catalogued)
+        return sum(self.size[lfn] for lfn in here) / total
+
+
+def choose_site(job, sites, load, rng=random, locality=None):
+    """(site, None) for a fitting site, or (None, diagnostic).
+
+    A site's weight is the load weight times (LOCALITY_FLOOR + the share of the job's input
+    bytes already there): a site holding all the input (a complete replica) is preferred,
+    one holding none stays possible, its input then transferred.
+    """
     candidates = [site for site in sites if site.status == SiteStatus.ONLINE and not site_limits_refusals(site, job)]
     if not candidates:
         return None, _no_site_diagnostic(job, sites)
-    ranked = sorted(candidates, key=load.weight, reverse=True)[: settings.PANDA["BROKERAGE_TOP_SITES"]]
-    site = rng.choices(ranked, weights=[load.weight(s) for s in ranked])[0]
+
+    def weight(site):
+        share = locality.share(job, site) if locality is not None else 1.0
+        return load.weight(site) * (settings.PANDA["LOCALITY_FLOOR"] + share)
+
+    ranked = sorted(candidates, key=weight, reverse=True)[: settings.PANDA["BROKERAGE_TOP_SITES"]]
+    site = rng.choices(ranked, weights=[weight(s) for s in ranked])[0]
     return site, None
 
 
@@ -103,32 +142,40 @@ def broker_defined_jobs(*, batch=None, rng=random):
         if not jobs:
             return {"jobs": 0}
         sites = list(Site.objects.select_related("cloud"))
-        assigned, refused = _assign(jobs, sites, SiteLoad(sites), rng)
+        assigned, refused = _assign(jobs, sites, SiteLoad(sites), InputLocality(jobs), rng)
+        waiting = 0
         for site, group in assigned.items():
-            state.transition_many(
-                group, JobStatus.ACTIVATED, actor="brokerage", reason=f"brokered to {site.name}", now=now,
-                computing_site=site, cloud=site.cloud.name, brokered_at=now,
-                brokerage_error_code=0, brokerage_error_diag="",
-            )  # fmt: skip
+            ready, assigned_jobs = setupper.prepare(site, group, now)
+            waiting += len(assigned_jobs)
+            for new_state, members, reason in (
+                (JobStatus.ACTIVATED, ready, f"brokered to {site.name}"),
+                (JobStatus.ASSIGNED, assigned_jobs, f"brokered to {site.name}; waiting for input to be transferred"),
+            ):
+                state.transition_many(
+                    members, new_state, actor="brokerage", reason=reason, now=now,
+                    computing_site=site, cloud=site.cloud.name, brokered_at=now,
+                    brokerage_error_code=0, brokerage_error_diag="",
+                )  # fmt: skip
         for (code, diag), ids in refused.items():
             Job.objects.filter(pandaid__in=ids).update(
                 brokered_at=now, brokerage_error_code=code, brokerage_error_diag=diag[:250]
             )
     return {
         "jobs": len(jobs),
-        "activated": sum(len(g) for g in assigned.values()),
+        "activated": sum(len(g) for g in assigned.values()) - waiting,
+        "assigned": waiting,
         "no_site": sum(len(i) for i in refused.values()),
     }
 
 
-def _assign(jobs, sites, load, rng):
+def _assign(jobs, sites, load, locality, rng):
     sites_by_id = {site.pk: site for site in sites}
     assigned, refused = defaultdict(list), defaultdict(list)
     for job in jobs:
         if job.computing_site_id:
             site, diag, code = _keep_assigned_site(job, sites_by_id[job.computing_site_id])
         else:
-            (site, diag), code = choose_site(job, sites, load, rng), NO_SITE
+            (site, diag), code = choose_site(job, sites, load, rng, locality), NO_SITE
         if site is None:
             refused[(code, diag)].append(job.pandaid)
             continue

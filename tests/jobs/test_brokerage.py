@@ -25,7 +25,7 @@ def test_jobs_go_only_to_online_sites_that_satisfy_their_limits():
     needs_memory = JobFactory.create_batch(20, min_ram_count=8000)
     needs_cores = JobFactory.create_batch(5, core_count=4)
     counts = broker()
-    assert counts == {"jobs": 25, "activated": 25, "no_site": 0}
+    assert counts == {"jobs": 25, "activated": 25, "assigned": 0, "no_site": 0}
     for job in needs_memory + needs_cores:
         job.refresh_from_db()
         assert (job.status, job.computing_site_id) == (JobStatus.ACTIVATED, big.pk)
@@ -38,7 +38,7 @@ def test_a_job_no_site_can_take_stays_defined_with_a_diagnostic():
     SiteFactory(name="A", max_memory_mb=4000, max_walltime_s=3600)
     SiteFactory(name="B", max_memory_mb=8000, max_walltime_s=3600)
     job = JobFactory(min_ram_count=32000, max_walltime=7200)
-    assert broker() == {"jobs": 1, "activated": 0, "no_site": 1}
+    assert broker() == {"jobs": 1, "activated": 0, "assigned": 0, "no_site": 1}
     job.refresh_from_db()
     assert job.status == JobStatus.DEFINED
     assert job.brokerage_error_code == brokerage.NO_SITE
