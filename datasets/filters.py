@@ -5,6 +5,7 @@ names and LFNs keep the DQ2 name-pattern rules on top of it: a term holds only t
 characters a name can hold, plus `*`.
 """
 
+import dataclasses
 import re
 
 import django_filters as filters
@@ -24,8 +25,18 @@ from pandamon.grammar import (
     TextPatternField,
 )
 
-from .choices import DatasetKind, DatasetState
-from .models import Dataset, DatasetReplica, File
+from .choices import Activity, CallbackKind, CallbackState, DatasetKind, DatasetState, SubscriptionState, TransferState
+from .models import (
+    ConsistencyCheck,
+    Dataset,
+    DatasetFile,
+    DatasetReplica,
+    File,
+    ReplicaCallback,
+    Subscription,
+    TransferChannelStat,
+    TransferRequest,
+)
 from .naming import CATEGORIES
 from .selectors import WILDCARD
 
@@ -193,4 +204,117 @@ class BlockFilterSet(GrammarFilterSet):
 
     class Meta:
         model = JobFile
+        fields = []
+
+
+# --- The data flow: subscriptions, transfers, channels, callbacks, consistency checks ---------
+
+SITE_NAME_TEXT = "site names (letters, digits, _ - .) and *"
+
+
+class SiteNameFilter(TextFilter):
+    """A site name or pattern on a site foreign key's name (`BNL*|CERN*`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("help_text", "Site name or pattern, e.g. BNL*.")
+        super().__init__(*args, allowed=SITE_TERM, allowed_text=SITE_NAME_TEXT, **kwargs)
+
+
+class SubscriptionFilterSet(GrammarFilterSet):
+    id = IntFilter()
+    dataset = NameFilter(field_name="dataset__name", help_text="Dataset (or container) name or pattern.")
+    site = SiteNameFilter(field_name="site__name")
+    state = ChoiceFilter(choices=SubscriptionState.choices, help_text="active, done, stuck, suspended.")
+    activity = ChoiceFilter(choices=Activity.choices, help_text="user, production, dispatch, archival.")
+    owner = NameFilter(field_name="owner_name", allowed=USERNAME_TERM, allowed_text="user names and *")
+
+    window_field = "created_at"  # no default window: hours=/days= ask for recently created subscriptions
+    deep_params = ("id",)
+    facet_fields = ("state", "activity", "site", "owner")
+    sort_keys = {"id": ("id",)}
+    default_sort = "-id"
+
+    class Meta:
+        model = Subscription
+        fields = []
+
+
+class TransferRequestFilterSet(GrammarFilterSet):
+    id = IntFilter()
+    state = ChoiceFilter(choices=TransferState.choices, help_text="queued, submitted, done, failed.")
+    destination = SiteNameFilter(field_name="destination__name")
+    source = SiteNameFilter(field_name="source__name", help_text="The source of the last attempt.")
+    activity = ChoiceFilter(choices=Activity.choices)
+    lfn = NameFilter(field_name="file__lfn", help_text="LFN or pattern with * wildcards.")
+    dataset = NameFilter(method="filter_dataset", help_text="Files of a dataset (name or pattern).")
+
+    window_field = "requested_at"  # no default window: queued requests stay visible however old
+    deep_params = ("id", "lfn")
+    facet_fields = ("state", "destination", "source", "activity")
+    sort_keys = {"id": ("id",)}
+    default_sort = "-id"
+
+    class Meta:
+        model = TransferRequest
+        fields = []
+
+    def filter_dataset(self, queryset, name, value):
+        if value is None:
+            return queryset
+        # EXISTS, not a join: a file in two matching datasets is still one row.
+        members = DatasetFile.objects.filter(value.to_q("dataset__name", TextFilter.term_q), file=OuterRef("file_id"))
+        return queryset.filter(Exists(members))
+
+
+class TransferChannelFilterSet(GrammarFilterSet):
+    source = SiteNameFilter(field_name="source__name")
+    destination = SiteNameFilter(field_name="destination__name")
+
+    window_field = "hour"
+    default_hours = 24
+    facet_fields = ("source", "destination")
+    sort_keys = {"hour": ("hour", "id")}
+    default_sort = "-hour"
+    extra_params = ("summary",)
+
+    class Meta:
+        model = TransferChannelStat
+        fields = []
+
+    @property
+    def window(self):
+        """The window starts at the top of its first hour: the hour rows are labelled by their start."""
+        window = super().window
+        if window is None or window.start is None:
+            return window
+        return dataclasses.replace(window, start=window.start.replace(minute=0, second=0, microsecond=0))
+
+
+class ReplicaCallbackFilterSet(GrammarFilterSet):
+    dataset = NameFilter(field_name="dataset__name")
+    site = SiteNameFilter(field_name="site__name")
+    kind = ChoiceFilter(choices=CallbackKind.choices, help_text="activate_jobs, archive, http.")
+    state = ChoiceFilter(choices=CallbackState.choices, help_text="waiting, due, done, failed.")
+    owner = NameFilter(field_name="owner_name", allowed=USERNAME_TERM, allowed_text="user names and *")
+
+    window_field = "created_at"
+    facet_fields = ("kind", "state", "site", "owner")
+    sort_keys = {"id": ("id",)}
+    default_sort = "-id"
+
+    class Meta:
+        model = ReplicaCallback
+        fields = []
+
+
+class ConsistencyCheckFilterSet(GrammarFilterSet):
+    site = SiteNameFilter(field_name="site__name")
+
+    window_field = "started_at"
+    facet_fields = ("site",)
+    sort_keys = {"started": ("started_at", "id")}
+    default_sort = "-started"
+
+    class Meta:
+        model = ConsistencyCheck
         fields = []

@@ -164,7 +164,12 @@ class DatasetReplica(models.Model):
         null=True, blank=True, help_text="When the site last came to hold every file; cleared when files are added."
     )
     expires_at = models.DateTimeField(
-        null=True, blank=True, help_text="A secondary copy: deleted after this unless claimed (empty = kept)."
+        null=True, blank=True, help_text="Deleted after this unless claimed or subscribed (empty = kept)."
+    )
+    secondary = models.BooleanField(
+        default=False,
+        help_text="Made by transfers rather than registered: protects its files from deletion only while "
+        "subscribed or claimed.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)

@@ -1,11 +1,12 @@
-"""Deletion: secondary replicas past their lifetime go, with their files where nothing else needs them.
+"""Deletion: replicas past their lifetime go, with their files where nothing else needs them.
 
 A dataset replica with an `expires_at` in the past, no live claim and no
 subscription of the dataset at the site is reaped: its row goes, and so do the
-site's replicas of its files that no kept replica needs. A replica at the site
-keeps a file when it is not expiring and is complete, claimed or subscribed: a
-partial, unclaimed, unsubscribed replica is only what happened to arrive (input
-copied for jobs) and protects nothing. Rows are deleted in the transaction; the
+site's replicas of its files that no kept replica needs. Another replica at the
+site keeps a file when it is not expiring and is claimed, subscribed, or primary
+(registered by someone, not `secondary`): a secondary replica nobody subscribed
+to is only what transfers for others happened to bring (input copied for jobs),
+like a Rucio replica without locks, and protects nothing. Rows are deleted in the transaction; the
 files on storage after commit (a crash in between leaves dark files, which the
 consistency check reports).
 """
@@ -75,7 +76,7 @@ def _kept_files(site, reaped, now):
         .exclude(pk=reaped.pk)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .filter(
-            Q(complete_at__isnull=False)
+            Q(secondary=False)
             | Q(claims__expires_at__gt=now)
             | Q(dataset__subscriptions__site=site, dataset__subscriptions__state__in=_WANTING)
         )

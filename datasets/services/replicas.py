@@ -90,21 +90,22 @@ def _add_replicas(site, files, pfns):
     return len(add_replicas_at(site, {f.pk: pfns[f.lfn] for f in files}))
 
 
-def add_replicas_at(site, pfn_by_file_id):
+def add_replicas_at(site, pfn_by_file_id, *, secondary=False):
     """Register file replicas at a (locked) site, keep the dataset counts right and act on completions.
 
-    The replica checks (quotas) may refuse by raising; the caller's transaction then rolls back.
-    Returns the ids of the files newly present.
+    `secondary`: the files were copied by the transfer agent; dataset replicas this creates are
+    secondary (see datasets.services.deletion). The replica checks (quotas) may refuse by raising;
+    the caller's transaction then rolls back. Returns the ids of the files newly present.
     """
     new_ids = insert_file_replicas(site, pfn_by_file_id)
-    grown = _count_at_site(site, new_ids)
+    grown = _count_at_site(site, new_ids, secondary=secondary)
     for check in _replica_checks:
         check(site=site, new_file_ids=new_ids)
     completion.note_replicas_grew(site, grown)
     return new_ids
 
 
-def _count_at_site(site, new_file_ids):
+def _count_at_site(site, new_file_ids, secondary=False):
     """Add newly present files to the counts of every dataset holding them at this site; returns those datasets."""
     if not new_file_ids:
         return []
@@ -116,17 +117,19 @@ def _count_at_site(site, new_file_ids):
     )
     grown = []
     for row in per_dataset:
-        _bump(row["dataset_id"], site.pk, row["n"], row["size"] or 0)
+        _bump(row["dataset_id"], site.pk, row["n"], row["size"] or 0, secondary)
         grown.append(row["dataset_id"])
     return grown
 
 
-def _bump(dataset_id, site_id, n, size):
+def _bump(dataset_id, site_id, n, size, secondary=False):
     updated = DatasetReplica.objects.filter(dataset_id=dataset_id, site_id=site_id).update(
         files_present=F("files_present") + n, bytes_present=F("bytes_present") + size, modified_at=timezone.now()
     )
     if not updated:
-        DatasetReplica.objects.create(dataset_id=dataset_id, site_id=site_id, files_present=n, bytes_present=size)
+        DatasetReplica.objects.create(
+            dataset_id=dataset_id, site_id=site_id, files_present=n, bytes_present=size, secondary=secondary
+        )
 
 
 def remove_replicas_at(site, file_ids):

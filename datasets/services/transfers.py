@@ -197,7 +197,7 @@ def _register(done, now):
         group = by_site[site.pk]
         try:
             with transaction.atomic():
-                add_replicas_at(site, {a.request.file_id: a.destination_pfn for a in group})
+                add_replicas_at(site, {a.request.file_id: a.destination_pfn for a in group}, secondary=True)
         except ServiceError as exc:  # a replica check (storage quota) refused the files
             _remove_copies(group)
             refused.update({a.request.pk: f"refused at {site.name}: {exc.message}" for a in group})
@@ -295,3 +295,11 @@ def _add_to_channel(hour, source_id, destination_id, total):
             )  # fmt: skip
     except IntegrityError:  # another agent created the hour's row first
         row.update(**increments)
+
+
+def pending_now():
+    """True while requests are queued and due, or held by an agent."""
+    now = timezone.now()
+    return TransferRequest.objects.filter(state=TransferState.QUEUED, next_attempt_at__lte=now).exists() or (
+        TransferRequest.objects.filter(state=TransferState.SUBMITTED).exists()
+    )
