@@ -220,6 +220,11 @@ class SiteNameFilter(TextFilter):
         super().__init__(*args, allowed=SITE_TERM, allowed_text=SITE_NAME_TEXT, **kwargs)
 
 
+@extend_schema_field(OpenApiTypes.STR)  # applied by a FilterSet method: no model field gives the schema its type
+class MethodNameFilter(NameFilter):
+    """A name pattern that the FilterSet's method applies."""
+
+
 class SubscriptionFilterSet(GrammarFilterSet):
     id = IntFilter()
     dataset = NameFilter(field_name="dataset__name", help_text="Dataset (or container) name or pattern.")
@@ -246,7 +251,7 @@ class TransferRequestFilterSet(GrammarFilterSet):
     source = SiteNameFilter(field_name="source__name", help_text="The source of the last attempt.")
     activity = ChoiceFilter(choices=Activity.choices)
     lfn = NameFilter(field_name="file__lfn", help_text="LFN or pattern with * wildcards.")
-    dataset = NameFilter(method="filter_dataset", help_text="Files of a dataset (name or pattern).")
+    dataset = MethodNameFilter(method="filter_dataset", help_text="Files of a dataset (name or pattern).")
 
     window_field = "requested_at"  # no default window: queued requests stay visible however old
     deep_params = ("id", "lfn")

@@ -371,6 +371,8 @@ class CallbackViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         queryset = ReplicaCallback.objects.select_related("dataset", "site")
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return queryset.none()
         if sees_every_callback(self.request.user):
             return queryset
         return queryset.filter(owner=self.request.user)

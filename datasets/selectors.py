@@ -14,7 +14,17 @@ from pandamon.listing import FACET_VALUES_SHOWN, merge_not_specified
 from sites.models import Site
 
 from .choices import DatasetKind
-from .models import ContainerMember, Dataset, DatasetFile, DatasetReplica, DatasetVersion, File, FileReplica
+from .models import (
+    ContainerMember,
+    Dataset,
+    DatasetFile,
+    DatasetReplica,
+    DatasetVersion,
+    File,
+    FileReplica,
+    Subscription,
+    TransferRequest,
+)
 from .naming import CATEGORIES, FIELDS
 
 WILDCARD = re.compile(r"^[A-Za-z0-9_\-.:+*]{1,255}$")
@@ -315,3 +325,21 @@ def _add_catalog_records(rows):
     known = {d["name"]: d for d in catalog.values("name", "kind", "state", "n_files", "n_sites")}
     for row in rows:
         row["catalog"] = known.get(row["block"])
+
+
+def dispatch_progress(block_name, site_id):
+    """How far a dispatch block (or any dataset) is on its way to a site: files there and transfer states."""
+    dataset = Dataset.objects.filter(name=block_name).first()
+    if dataset is None:
+        return {"files": 0, "present": 0, "queued": 0, "submitted": 0, "failed": 0, "last_error": "",
+                "subscription": None}  # fmt: skip
+    replica = DatasetReplica.objects.filter(dataset=dataset, site_id=site_id).first()
+    requests = TransferRequest.objects.filter(destination_id=site_id, file__memberships__dataset=dataset)
+    by_state = dict(requests.values_list("state").annotate(n=Count("id")).order_by())
+    last = requests.exclude(error="").order_by("-id").values_list("error", flat=True).first()
+    return {
+        "files": dataset.n_files, "present": replica.files_present if replica else 0,
+        "queued": by_state.get("queued", 0), "submitted": by_state.get("submitted", 0),
+        "failed": by_state.get("failed", 0), "last_error": last or "",
+        "subscription": Subscription.objects.filter(dataset=dataset, site_id=site_id).first(),
+    }  # fmt: skip

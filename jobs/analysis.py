@@ -9,12 +9,13 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from datasets.selectors import dispatch_progress
 from sites.choices import SiteStatus
 from sites.models import Site
 from sites.selectors import pilots_silent
 
 from .choices import PILOT_STATES, JobStatus
-from .models import Job, JobStatusLog
+from .models import Job, JobFile, JobStatusLog
 from .services.brokerage import site_limits_refusals
 
 
@@ -54,8 +55,22 @@ def _no_fit(job, online):
 
 
 def _assigned(job, now):
-    return [f"brokered to {_site_name(job)}; waiting {_ago(job.state_change_time, now)} for its input to be "
-            "transferred there (input files not yet at the site)"]  # fmt: skip
+    lines = [f"brokered to {_site_name(job)}; waiting {_ago(job.state_change_time, now)} for its input to be "
+             "transferred there (input files not yet at the site)"]  # fmt: skip
+    block = JobFile.objects.filter(job=job).exclude(dispatch_dblock="").values_list("dispatch_dblock", flat=True)
+    block = block.first()
+    if block is None:
+        return lines
+    progress = dispatch_progress(block, job.computing_site_id)
+    lines.append(
+        f"dispatch block {block}: {progress['present']} of {progress['files']} file(s) at the site; "
+        f"transfers {progress['queued']} queued, {progress['submitted']} copying, {progress['failed']} failed"
+    )
+    if progress["subscription"] is not None and progress["subscription"].reason:
+        lines.append(f"its subscription is {progress['subscription'].state}: {progress['subscription'].reason}")
+    if progress["last_error"]:
+        lines.append(f"last transfer error: {progress['last_error']}")
+    return lines
 
 
 def _waiting(job, now):

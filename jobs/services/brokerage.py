@@ -12,6 +12,7 @@ import random
 from collections import Counter, defaultdict
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
@@ -42,7 +43,18 @@ def site_limits_refusals(site, job):
     ]
     if job.core_count > site.cores:
         refusals.append(f"cores {job.core_count} > {site.cores}")
+    free_gb, needed_gb = _free_storage_gb(site), settings.PANDA["BROKERAGE_MIN_FREE_GB"]
+    if free_gb is not None and needed_gb and free_gb < needed_gb:
+        refusals.append(f"storage {free_gb:.1f} GB free < {needed_gb:g} GB")
     return refusals
+
+
+def _free_storage_gb(site):
+    """The free space the site's storage last reported (None when it never did)."""
+    try:
+        return site.storage_space.free_bytes / 1e9
+    except ObjectDoesNotExist:
+        return None
 
 
 class SiteLoad:
@@ -125,7 +137,11 @@ def _no_site_diagnostic(job, sites):
             excluded[refusal.split(" ", 1)[0]] += 1
     needs = {"memory": f"{job.min_ram_count} MB", "disk": f"{job.max_disk_count} MB",
              "walltime": f"{job.max_walltime} s", "cores": str(job.core_count)}  # fmt: skip
-    parts = [f"{name} {needs[name]} exceeds the limit of {n} site(s)" for name, n in excluded.most_common()]
+    parts = [
+        f"{n} site(s) have less than {settings.PANDA['BROKERAGE_MIN_FREE_GB']:g} GB of free storage"
+        if name == "storage" else f"{name} {needs[name]} exceeds the limit of {n} site(s)"
+        for name, n in excluded.most_common()
+    ]  # fmt: skip
     return f"no online site fits ({len(online)} online): " + "; ".join(parts)
 
 
@@ -141,7 +157,7 @@ def broker_defined_jobs(*, batch=None, rng=random):
         )
         if not jobs:
             return {"jobs": 0}
-        sites = list(Site.objects.select_related("cloud"))
+        sites = list(Site.objects.select_related("cloud", "storage_space"))
         assigned, refused = _assign(jobs, sites, SiteLoad(sites), InputLocality(jobs), rng)
         waiting = 0
         for site, group in assigned.items():

@@ -14,11 +14,12 @@ from datasets.services import deletion, subscriptions
 from datasets.services.replicas import deterministic_pfn
 from datasets.services.subscriptions import evaluate_subscriptions
 from datasets.services.transfers import transfer_batch
+from jobs.analysis import explain
 from jobs.choices import FileType, JobStatus
 from jobs.models import Job, JobFile, JobStatusLog
 from jobs.services import adder, brokerage, setupper
 from jobs.services.submission import submit_jobs
-from sites.services import create_pilot_credential
+from sites.services import create_pilot_credential, record_storage_space
 from tests.factories import UserFactory
 
 from .conftest import run_agents
@@ -189,3 +190,21 @@ def test_a_subscribed_replica_is_never_reaped(grid, alice):
     assert deletion.reap_expired_replicas()["files"] == 0  # the input dataset's subscription keeps them
     assert FileReplica.objects.filter(site=grid.mwt2).count() == 2
     assert Subscription.objects.get(dataset__name=INPUT).state == SubscriptionState.DONE
+
+
+def test_the_analyzer_says_how_far_an_assigned_jobs_input_is(grid, alice):
+    files = input_dataset(grid, grid.bnl)
+    (pandaid,) = submit_jobs(submitter=alice, specs=[job_spec(grid.mwt2, files)])
+    brokerage.broker_defined_jobs()
+    evaluate_subscriptions()
+    lines = explain(Job.objects.get(pk=pandaid))
+    assert any("0 of 2 file(s) at the site; transfers 2 queued, 0 copying, 0 failed" in line for line in lines), lines
+
+
+def test_brokerage_leaves_out_sites_whose_storage_is_full(grid, alice):
+    record_storage_space(site=grid.mwt2, used_bytes=10**12, free_bytes=10**8, total_bytes=10**12, reported_by="t")
+    (pandaid,) = submit_jobs(submitter=alice, specs=[{**job_spec(grid.mwt2, [], outputs=()), "input_files": []}])
+    brokerage.broker_defined_jobs()
+    job = Job.objects.get(pk=pandaid)
+    assert job.status == JobStatus.DEFINED
+    assert "storage 0.1 GB free < 1 GB" in job.brokerage_error_diag
