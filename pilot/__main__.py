@@ -20,6 +20,7 @@ import time
 from pilot import __version__
 from pilot.client import BadRequest, CredentialRefused, ProtocolError, ServerUnreachable
 from pilot.loop import Pilot
+from pilot.movers import normalize_location
 from pilot.settings import PilotSettings
 
 EXIT_OK = 0
@@ -67,7 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--idle-sleep", type=positive_float, default=60.0, help="seconds to wait after 'no job' (default 60)"
     )
-    parser.add_argument("--storage-dir", help="site storage directory for stage-in/out")
+    parser.add_argument(
+        "--storage-dir",
+        help="site storage for stage-in/out: a directory, file:// or http(s):// URL (files at the catalog's "
+        "deterministic place <storage>/<md5[0:2]>/<md5[2:4]>/<lfn>)",
+    )
+    parser.add_argument(
+        "--stage-timeout",
+        type=positive_float,
+        default=1800.0,
+        help="seconds one file's stage-in or stage-out may take (default 1800)",
+    )
+    parser.add_argument(
+        "--no-recovery",
+        action="store_true",
+        help="do not finish the jobs of dead pilots found in --workdir at start-up",
+    )
     parser.add_argument("--node", default=socket.gethostname(), help="worker node name")
     parser.add_argument("--prod-source-label", help="ask only for jobs with this label")
     parser.add_argument("--keep-workdir", action="store_true", help="keep PandaJob_<id>/")
@@ -118,7 +134,7 @@ def settings_from_args(args: argparse.Namespace, credential: str | None) -> Pilo
         workdir=os.path.abspath(args.workdir),
         heartbeat=args.heartbeat,
         idle_sleep=args.idle_sleep,
-        storage_dir=os.path.abspath(args.storage_dir) if args.storage_dir else None,
+        storage_dir=normalize_location(args.storage_dir) if args.storage_dir else None,
         node=args.node,
         prod_source_label=args.prod_source_label,
         keep_workdir=args.keep_workdir,
@@ -126,6 +142,8 @@ def settings_from_args(args: argparse.Namespace, credential: str | None) -> Pilo
         retry_delay=args.retry_delay,
         http_timeout=args.http_timeout,
         kill_grace=args.kill_grace,
+        stage_timeout=args.stage_timeout,
+        recovery=not args.no_recovery,
     )
 
 

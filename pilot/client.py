@@ -1,9 +1,13 @@
-"""HTTP side of the pilot protocol: getJob, updateJob, getStatus.
+"""HTTP side of the pilot protocol: getJob, updateJob, getStatus, and the storage space report.
 
-Every call is a form-encoded POST to `{server}/server/panda/<method>` that
-asks for JSON. Transient failures (5xx, connection errors, timeouts) are
-retried with capped exponential backoff and jitter; a refused credential is
-fatal; a bad request is never repeated.
+Every protocol call is a form-encoded POST to `{server}/server/panda/<method>`
+that asks for JSON. Transient failures (5xx, connection errors, timeouts)
+are retried with capped exponential backoff and jitter; a refused credential
+is fatal; a bad request is never repeated.
+
+The space report is a JSON POST to `{server}/api/v1/sites/<site>/space`,
+sent once: it is repeated after every job anyway, and a server without the
+endpoint must not slow the pilot down.
 """
 
 import http.client
@@ -57,6 +61,10 @@ class RequestAborted(ClientError):
     """The caller asked to stop while we were waiting to retry."""
 
 
+class ReportFailed(ClientError):
+    """A one-shot report (storage space) did not get a 2xx answer."""
+
+
 class _TransientError(ClientError):
     """Worth another try after a pause."""
 
@@ -95,7 +103,8 @@ class PandaClient:
         timeout: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.base_url = server.rstrip("/") + "/server/panda/"
+        self.server = server.rstrip("/")
+        self.base_url = self.server + "/server/panda/"
         self._credential = credential
         self.max_tries = max(1, max_tries)
         self.base_delay = base_delay
@@ -130,6 +139,29 @@ class PandaClient:
             return items[index] if index < len(items) else ""
 
         return {panda_id: (nth(statuses, index), nth(attempts, index)) for index, panda_id in enumerate(panda_ids)}
+
+    def report_space(self, site: str, space: dict) -> dict:
+        """POST `space` ({"used_bytes", "free_bytes", "total_bytes"}) for `site`, one try.
+
+        Returns the server's JSON answer; raises ReportFailed on any HTTP
+        error, connection error or timeout (the caller only logs it).
+        """
+        url = f"{self.server}/api/v1/sites/{urllib.parse.quote(site, safe='')}/space"
+        request = urllib.request.Request(
+            url, data=json.dumps(space).encode(), headers=self._headers("application/json"), method="POST"
+        )
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ReportFailed(f"space report: HTTP {exc.code}: {_http_error_detail(exc)}") from exc
+        except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as exc:
+            raise ReportFailed(f"space report: {type(exc).__name__}: {exc}") from exc
+        try:
+            answer = json.loads(body) if body else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ReportFailed(f"space report: answer is not JSON: {body[:200]!r}") from exc
+        return answer if isinstance(answer, dict) else {"answer": answer}
 
     # -- transport ------------------------------------------------------
 
@@ -178,14 +210,14 @@ class PandaClient:
 
     def _build_request(self, method: str, form: dict) -> urllib.request.Request:
         data = urllib.parse.urlencode({k: _form_value(v) for k, v in form.items()})
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
+        headers = self._headers("application/x-www-form-urlencoded")
+        return urllib.request.Request(self.base_url + method, data=data.encode(), headers=headers, method="POST")
+
+    def _headers(self, content_type: str) -> dict:
+        headers = {"Content-Type": content_type, "Accept": "application/json", "User-Agent": USER_AGENT}
         if self._credential:
             headers["Authorization"] = f"Bearer {self._credential}"
-        return urllib.request.Request(self.base_url + method, data=data.encode(), headers=headers, method="POST")
+        return headers
 
 
 def _form_value(value) -> str:
@@ -219,6 +251,18 @@ def _check_answer(method: str, answer: dict) -> dict:
     if answer["StatusCode"] in (SC_PERMS, SC_ROLE):
         raise CredentialRefused(f"{method}: {error_dialog(answer)}")
     return answer
+
+
+def _http_error_detail(exc: urllib.error.HTTPError) -> str:
+    """The `detail` of a JSON error answer (the API's style), else the start of the body."""
+    body = exc.read() or b""
+    try:
+        answer = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return body[:200].decode("utf-8", "replace") or str(exc.reason)
+    if isinstance(answer, dict):
+        return str(answer.get("detail") or answer)
+    return str(answer)
 
 
 def _raise_for_http_error(method: str, exc: urllib.error.HTTPError):

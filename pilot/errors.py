@@ -2,7 +2,9 @@
 
 The numbers are pilot3's (PanDAWMS/pilot3, pilot/common/errorcodes.py), which
 kept pilot1's numbering because the PanDA server and monitor expect it.
-Only the codes this pilot can actually produce are listed.
+Only the codes this pilot can actually produce are listed. The lost-job
+codes (1153, 1155) come from pilot1's list (pilot3's list does not carry
+them); pilot3 kept pilot1's numbering, so they mean the same to the server.
 """
 
 import signal
@@ -14,6 +16,10 @@ CHMODTRF = 1143
 PANDAKILL = 1144
 GETMD5MISMATCH = 1145
 TRFDOWNLOADFAILURE = 1149
+STAGEINTIMEOUT = 1151  # pilot1's GETTIMEOUT
+STAGEOUTTIMEOUT = 1152  # pilot1's PUTTIMEOUT
+LOSTJOBNOTFINISHED = 1153  # pilot1's ERR_LOSTJOBNOTFINISHED
+LOSTJOBFILETRANSFER = 1155  # pilot1's ERR_LOSTJOBFILETRANSFER
 MISSINGOUTPUTFILE = 1165
 GETADMISMATCH = 1171
 PUTADMISMATCH = 1172
@@ -43,6 +49,10 @@ MESSAGES = {
     PANDAKILL: "job killed by the server",
     GETMD5MISMATCH: "md5sum mismatch on input file",
     TRFDOWNLOADFAILURE: "Transform could not be downloaded",
+    STAGEINTIMEOUT: "File transfer timed out during stage-in",
+    STAGEOUTTIMEOUT: "File transfer timed out during stage-out",
+    LOSTJOBNOTFINISHED: "Lost job was not finished",
+    LOSTJOBFILETRANSFER: "Failed to move output files for lost job",
     MISSINGOUTPUTFILE: "Local output file is missing",
     GETADMISMATCH: "adler32 mismatch on input file",
     PUTADMISMATCH: "adler32 mismatch on output file",

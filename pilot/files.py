@@ -2,8 +2,10 @@
 
 import hashlib
 import os
+import threading
 import uuid
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 CHUNK_SIZE = 1024 * 1024
@@ -56,24 +58,51 @@ def adler32_of_file(path: str) -> str:
     return file_facts(path).adler32
 
 
-def copy_with_facts(source_path: str, destination_path: str, with_md5: bool = False) -> FileFacts:
-    """Copy a file and checksum the bytes on the way, in one pass.
+class TransferCancelled(Exception):
+    """The transfer's cancel event was set (its deadline passed, or the job was stopped)."""
 
-    Writes to a temporary name and renames at the end, so a crash never
-    leaves a half-written file under the real name.
+
+def read_chunks(stream) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK_SIZE):
+        yield chunk
+
+
+def write_chunks(
+    chunks: Iterable[bytes], destination_path: str, with_md5: bool = False, cancel: threading.Event | None = None
+) -> FileFacts:
+    """Write `chunks` to `destination_path`, checksumming them on the way.
+
+    Writes to a temporary name and renames at the end, so a crash (or a
+    cancelled transfer) never leaves a half-written file under the real
+    name. `cancel` is checked between chunks and before the rename.
     """
     digest = Digest(with_md5)
     partial_path = f"{destination_path}.part-{uuid.uuid4().hex[:8]}"
     try:
-        with open(source_path, "rb") as source, open(partial_path, "wb") as target:
-            while chunk := source.read(CHUNK_SIZE):
+        with open(partial_path, "wb") as target:
+            for chunk in chunks:
+                _check_cancel(cancel)
                 digest.update(chunk)
                 target.write(chunk)
+        _check_cancel(cancel)
         os.replace(partial_path, destination_path)
     except BaseException:
         _remove_quietly(partial_path)
         raise
     return FileFacts(digest.size, digest.adler32, digest.md5)
+
+
+def copy_with_facts(
+    source_path: str, destination_path: str, with_md5: bool = False, cancel: threading.Event | None = None
+) -> FileFacts:
+    """Copy a file and checksum the bytes on the way, in one pass (see write_chunks)."""
+    with open(source_path, "rb") as source:
+        return write_chunks(read_chunks(source), destination_path, with_md5, cancel)
+
+
+def _check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise TransferCancelled("transfer cancelled")
 
 
 def _remove_quietly(path: str) -> None:

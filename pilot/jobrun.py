@@ -4,21 +4,28 @@ starting -> stage-in -> payload (running + heartbeats) -> stage-out of the
 outputs -> log tarball -> finished/failed. Whatever goes wrong on the pilot
 side, the job still ends with a final `failed` update carrying a pilot error
 code, unless the server said it already has a final state.
+
+Each step is recorded in the job directory's state file (pilot/jobstate.py),
+so that if this pilot dies without a final update, the next pilot on the
+node can finish the job's reporting (pilot/recovery.py).
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import shutil
 import uuid
 
-from pilot import errors
+from pilot import errors, jobstate
 from pilot.client import ClientError, CredentialRefused, PandaClient, ServerUnreachable
 from pilot.errors import PilotFailure
 from pilot.files import is_safe_lfn
 from pilot.heartbeat import HeartbeatThread, JobReporter
 from pilot.jobspec import JobSpec
+from pilot.jobstate import JobState, lock_directory, process_identity, result_to_dict, unlock_directory
+from pilot.movers import TransferPolicy
 from pilot.outcome import JobOutcome, final_update_fields, utc_now
 from pilot.payload import (
     STDERR_NAME,
@@ -73,6 +80,9 @@ class JobRun:
         self.workdir = os.path.abspath(os.path.join(settings.workdir, f"PandaJob_{job.panda_id}"))
         self.job_start = utc_now()
         self.workdir_created = False
+        self.state: JobState | None = None
+        self._lock_fd: int | None = None
+        self.policy = TransferPolicy(settings.stage_timeout, settings.http_timeout, kill_switch)
 
     def run(self) -> str:
         """Run the job; return its final state (or 'abandoned')."""
@@ -83,12 +93,15 @@ class JobRun:
             self.job.attempt_nr,
             self.job.transformation,
         )
-        if self._guarded(self._create_workdir):
-            with job_log_file(self.workdir):
-                self._guarded(self._execute)
-            self._guarded(self._stage_out_log)
-        delivered = self._send_final()
-        self._clean_up(delivered)
+        try:
+            if self._guarded(self._create_workdir):
+                with job_log_file(self.workdir):
+                    self._guarded(self._execute)
+                self._guarded(self._stage_out_log)
+            delivered = self._send_final()
+            self._clean_up(delivered)
+        finally:
+            unlock_directory(self._lock_fd)
         state = ABANDONED if self.reporter.already_done else self.outcome.state
         logger.info("job %d ended: %s", self.job.panda_id, state)
         return state
@@ -117,6 +130,17 @@ class JobRun:
             raise PilotFailure(errors.FILEEXISTS, f"work directory {self.workdir} already exists") from exc
         except OSError as exc:
             raise PilotFailure(errors.MKDIR, f"cannot create {self.workdir}: {exc}") from exc
+        # The lock and the state file tell later pilots the directory is in use (pilot/recovery.py).
+        try:
+            self._lock_fd = lock_directory(self.workdir)
+        except OSError as exc:  # a file system without flock: the state file's pid still tells
+            logger.warning("cannot lock %s: %s", self.workdir, exc)
+        settings = self.settings
+        self.state = JobState.create(self.workdir, self.job, settings.site, settings.node, settings.keep_workdir)
+
+    def _record(self, progress: str, **fields) -> None:
+        if self.state is not None:
+            self.state.record(progress, **fields)
 
     def _stopped(self) -> bool:
         """True (and the outcome set) if the job was asked to stop."""
@@ -129,12 +153,16 @@ class JobRun:
         self.reporter.send_state("starting")
         if self._stopped():
             return
-        stage_in(self.job.input_files, self.settings.storage_dir, self.workdir)
+        stage_in(self.job.input_files, self.settings.storage_dir, self.workdir, self.policy)
+        self._record(jobstate.STAGED_IN)
         command = build_command(self.job.transformation, self.job.job_pars, self.workdir)
         if self._stopped():
             return
         self._run_payload(command)
         self._judge_payload()
+        self._record(
+            jobstate.PAYLOAD_FINISHED, result=result_to_dict(self.result), outcome=dataclasses.asdict(self.outcome)
+        )
         if not self.reporter.already_done:
             stage_out_outputs(
                 self.job.output_files,
@@ -142,7 +170,9 @@ class JobRun:
                 self.settings.storage_dir,
                 self.report,
                 require_all=not self.outcome.failed,
+                policy=self.policy,
             )
+            self._record(jobstate.OUTPUTS_STAGED_OUT, outputs=self.report.entries)
 
     def _run_payload(self, command: list[str]) -> None:
         environment = payload_environment(
@@ -153,6 +183,7 @@ class JobRun:
             }
         )
         payload = start_payload(command, self.workdir, environment)
+        self._record(jobstate.PAYLOAD_RUNNING, payload=process_identity(payload.pid))
         heartbeat = HeartbeatThread(self.reporter, self.settings.heartbeat, payload.usage_so_far)
         try:
             self.reporter.send_state("running")
@@ -189,7 +220,8 @@ class JobRun:
             exclude,
             always_include={STDOUT_NAME, STDERR_NAME, PILOT_LOG_NAME},
         )
-        stage_out_file(path, log_lfn, self.job.log_guid or str(uuid.uuid4()), self.settings.storage_dir, self.report)
+        guid = self.job.log_guid or str(uuid.uuid4())
+        stage_out_file(path, log_lfn, guid, self.settings.storage_dir, self.report, self.policy)
 
     def _final_fields(self) -> dict:
         pilot_log = combined_output_tail(self.workdir) if self.workdir_created else ""
@@ -198,6 +230,7 @@ class JobRun:
     def _send_final(self) -> bool:
         """Deliver the final update; False if it was rejected or undeliverable."""
         if self.reporter.already_done:
+            self._record(jobstate.DONE)
             return True
         fields = self._final_fields()
         if self.reporter.fatal_error:
@@ -205,28 +238,36 @@ class JobRun:
             raise self.reporter.fatal_error
         try:
             self.reporter.send_final(self.outcome.state, fields)
-            return True
         except (ServerUnreachable, CredentialRefused):
             self._save_final(fields)
             raise  # the pilot cannot go on without the server
         except ClientError as exc:  # BadRequest, ProtocolError: repeating won't help
             logger.error("final update of job %d rejected: %s", self.job.panda_id, exc)
-            self._save_final(fields)
+            self._save_final(fields, rejected=True)
             return False
+        self._record(jobstate.DONE)
+        return True
 
-    def _save_final(self, fields: dict) -> None:
-        """Keep an undelivered final update next to the job's files for an operator."""
+    def _save_final(self, fields: dict, rejected: bool = False) -> None:
+        """Keep an undelivered final update next to the job's files: the next
+        pilot on this node resends it (pilot/recovery.py), unless the server
+        rejected it, which is for an operator to look at."""
         if not self.workdir_created:
             return
         path = os.path.join(self.workdir, FINAL_UPDATE_DUMP)
-        with open(path, "w", encoding="utf-8") as dump:
-            json.dump(self.reporter.form(self.outcome.state, fields), dump, indent=1)
+        save_final_update(path, self.reporter.form(self.outcome.state, fields))
+        self._record(jobstate.FINAL_REJECTED if rejected else jobstate.FINAL_SAVED)
         logger.error("final update of job %d NOT delivered; saved in %s (work directory kept)", self.job.panda_id, path)
 
     def _clean_up(self, final_delivered: bool) -> None:
         if self.settings.keep_workdir or not final_delivered or not self.workdir_created:
             return
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def save_final_update(path: str, form: dict) -> None:
+    with open(path, "w", encoding="utf-8") as dump:
+        json.dump(form, dump, indent=1)
 
 
 def run_job(job: JobSpec, settings: PilotSettings, client: PandaClient, kill_switch: KillSwitch) -> str:

@@ -1,4 +1,8 @@
-"""The pilot's main loop: ask for a job, run it, repeat.
+"""The pilot's main loop: recover leftovers, then ask for a job, run it, repeat.
+
+At start-up the pilot first finishes the reporting of jobs whose pilot died
+on this node (pilot/recovery.py, unless --no-recovery), and reports its
+storage's space (pilot/space.py), which it does again after every job.
 
 Fatal client errors (server unreachable after retries, credential refused,
 a getJob the server calls malformed) propagate to the caller, which turns
@@ -14,7 +18,9 @@ from pilot.client import SC_NO_JOBS, SC_SUCCESS, PandaClient, RequestAborted, er
 from pilot.jobrun import run_job
 from pilot.jobspec import JobSpec, parse_job
 from pilot.payload import KillSwitch
+from pilot.recovery import recover_leftovers
 from pilot.settings import PilotSettings
+from pilot.space import report_storage_space
 from pilot.sysinfo import cpu_mhz, free_disk_mb, memory_mb
 
 logger = logging.getLogger(__name__)
@@ -67,14 +73,30 @@ class Pilot:
         )
         if not self.settings.storage_dir:
             logger.warning("no --storage-dir: outputs are declared but not kept")
+        if self.settings.recovery:
+            self.recover()
+        self.report_space()
         while not self.shutdown.is_set():
             job = self.request_job()
             if job is not None:
                 self.run_one(job)
+                self.report_space()
             if self._should_stop(got_job=job is not None):
                 break
             if job is None and self.shutdown.wait(self.settings.idle_sleep):
                 break
+
+    def recover(self) -> dict[str, str]:
+        """Finish what dead pilots left in the work area (a signal stops it, like a job)."""
+        kill_switch = KillSwitch()
+        self.current_kill_switch = kill_switch
+        try:
+            return recover_leftovers(self.settings, self.client, stop=self.shutdown, interrupt=kill_switch)
+        finally:
+            self.current_kill_switch = None
+
+    def report_space(self) -> bool:
+        return report_storage_space(self.client, self.settings.site, self.settings.storage_dir)
 
     def _should_stop(self, got_job: bool) -> bool:
         if self.settings.once or self.shutdown.is_set():

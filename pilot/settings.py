@@ -14,7 +14,7 @@ class PilotSettings:
     workdir: str = "."
     heartbeat: float = 1800.0  # pilot3's default.cfg heartbeat period
     idle_sleep: float = 60.0
-    storage_dir: str | None = None
+    storage_dir: str | None = None  # a directory, file:// or http(s):// URL (pilot/movers.py)
     node: str = field(default_factory=socket.gethostname)
     prod_source_label: str | None = None
     keep_workdir: bool = False
@@ -23,3 +23,5 @@ class PilotSettings:
     max_retry_delay: float = 60.0
     http_timeout: float = 60.0
     kill_grace: float = 10.0  # pilot3 waits 10 s between SIGTERM and SIGKILL
+    stage_timeout: float = 1800.0  # per file, stage-in and stage-out
+    recovery: bool = True  # finish the jobs of dead pilots found in workdir at start-up

@@ -1,8 +1,11 @@
 """Stage-out: checksum the job's outputs, copy them to storage, build the log.
 
-What was staged out is collected in an OutputReport, which becomes the
-`xml` field of the final updateJob (a JSON object despite the name, as in
-pilot3): {"<lfn>": {"guid", "fsize", "adler32", "surl"}}.
+Each file goes to the site storage through its mover (pilot/movers.py: the
+catalog's deterministic place) on a thread of its own with a deadline
+(pilot/deadline.py). What was staged out is collected in an OutputReport,
+which becomes the `xml` field of the final updateJob (a JSON object despite
+the name, as in pilot3): {"<lfn>": {"guid", "fsize", "adler32", "surl"}};
+the server registers each file at its `surl`.
 """
 
 import json
@@ -13,8 +16,10 @@ import tarfile
 import uuid
 
 from pilot import errors
+from pilot.deadline import TransferInterrupted, TransferTimeout, run_with_deadline
 from pilot.errors import PilotFailure
-from pilot.files import FileFacts, copy_with_facts, file_facts, is_safe_lfn
+from pilot.files import FileFacts, file_facts, is_safe_lfn
+from pilot.movers import DEFAULT_POLICY, StorageError, Stored, StoredCopyMismatch, TransferPolicy, mover_for
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +42,12 @@ class OutputReport:
 
 
 def stage_out_outputs(
-    lfns: list[str], workdir: str, storage_dir: str | None, report: OutputReport, require_all: bool
+    lfns: list[str],
+    workdir: str,
+    storage: str | None,
+    report: OutputReport,
+    require_all: bool,
+    policy: TransferPolicy = DEFAULT_POLICY,
 ) -> None:
     """Stage out every declared output that exists in `workdir`.
 
@@ -51,35 +61,42 @@ def stage_out_outputs(
         if not os.path.isfile(path):
             missing.append(lfn)
             continue
-        stage_out_file(path, lfn, str(uuid.uuid4()), storage_dir, report)
+        stage_out_file(path, lfn, str(uuid.uuid4()), storage, report, policy)
     if missing:
         logger.warning("declared output file(s) missing after the payload: %s", missing)
         if require_all:
             raise PilotFailure(errors.MISSINGOUTPUTFILE, "Local output file is missing: " + ",".join(missing))
 
 
-def stage_out_file(path: str, lfn: str, guid: str, storage_dir: str | None, report: OutputReport) -> None:
-    """Checksum one file and, with a storage directory, copy it there."""
-    if not storage_dir:
+def stage_out_file(
+    path: str, lfn: str, guid: str, storage: str | None, report: OutputReport, policy: TransferPolicy = DEFAULT_POLICY
+) -> None:
+    """Checksum one file and, with a storage location, copy it there."""
+    if not storage:
         # Nowhere to keep it: still declare it so the server sees what was made.
         report.add(lfn, guid, _facts_or_fail(path, lfn), surl="")
         return
-    destination = os.path.abspath(os.path.join(storage_dir, lfn))
-    if os.path.exists(destination):
-        logger.warning("overwriting %s already in storage", destination)
+    mover = mover_for(storage, policy.http_timeout)
+    stored = _transfer(lambda cancel: mover.store(path, lfn, cancel), lfn, mover, policy)
+    report.add(lfn, guid, stored.facts, surl=stored.surl)
+    logger.info("staged out %s -> %s (%d bytes, adler32 %s)", lfn, stored.surl, stored.facts.size, stored.facts.adler32)
+
+
+def _transfer(work, lfn: str, mover, policy: TransferPolicy) -> Stored:
+    """Run the mover's store with the deadline; turn its errors into pilot error codes."""
     try:
-        facts = copy_with_facts(path, destination)
-        stored = file_facts(destination)
-    except OSError as exc:
-        raise PilotFailure(errors.STAGEOUTFAILED, f"copying {lfn} to storage failed: {exc}") from exc
-    if stored != facts:
+        return run_with_deadline(work, policy.timeout, f"stage-out {lfn}", policy.interrupt)
+    except TransferTimeout as exc:
         raise PilotFailure(
-            errors.PUTADMISMATCH,
-            f"{lfn} in storage has adler32 {stored.adler32} size {stored.size}, "
-            f"expected {facts.adler32} size {facts.size}",
-        )
-    report.add(lfn, guid, facts, surl="file://" + destination)
-    logger.info("staged out %s -> %s (%d bytes, adler32 %s)", lfn, destination, facts.size, facts.adler32)
+            errors.STAGEOUTTIMEOUT,
+            f"{errors.MESSAGES[errors.STAGEOUTTIMEOUT]}: {lfn} to {mover} {exc} (--stage-timeout)",
+        ) from exc
+    except TransferInterrupted as exc:
+        raise PilotFailure(policy.interrupt.code, policy.interrupt.diag) from exc
+    except StoredCopyMismatch as exc:
+        raise PilotFailure(errors.PUTADMISMATCH, str(exc)) from exc
+    except (StorageError, OSError) as exc:
+        raise PilotFailure(errors.STAGEOUTFAILED, f"stage-out of {lfn} to {mover} failed: {exc}") from exc
 
 
 def _facts_or_fail(path: str, lfn: str) -> FileFacts:

@@ -10,6 +10,7 @@ import pytest
 import requests
 from rest_framework.authtoken.models import Token
 
+from client.storage import deterministic_pfn
 from jobs.choices import FileStatus, FileType, JobStatus
 from jobs.models import Job, JobFile
 from sites.services import create_pilot_credential
@@ -100,6 +101,6 @@ def _check_outputs(pandaid, tmp_path):
     data = stored.read_bytes()
     assert (output.status, output.fsize) == (FileStatus.READY, 50000) and len(data) == 50000
     assert output.checksum == f"ad:{zlib.adler32(data):08x}"
-    assert stored.parent == tmp_path / "se"
+    assert str(stored) == deterministic_pfn(str(tmp_path / "se"), "e2e.ok.root")
     log = JobFile.objects.get(job_id=pandaid, type=FileType.LOG)
     assert log.status == FileStatus.READY and Path(log.surl.removeprefix("file://")).exists()

@@ -1,5 +1,7 @@
 """Fixtures for the pilot tests: a real HTTP server on 127.0.0.1 that
-answers from Python callables, and the requests it received.
+answers from Python callables, and the requests it received; an HTTP
+storage element (GET/HEAD/PUT, the dq2 client tests' one); and a storage
+that accepts connections but never answers.
 
 The pilot imports no Django and these tests need no database.
 """
@@ -11,6 +13,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from tests.client.conftest import http_storage  # noqa: F401 - a fixture for the HTTP mover tests
 
 
 class RecordedRequest:
@@ -96,3 +100,18 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def silent_storage():
+    """The URL of an "HTTP storage" that accepts connections and never answers.
+
+    Nobody calls accept(): the kernel completes the handshakes into the
+    backlog, the client sends its request and waits for an answer that
+    never comes: a storage that hangs.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/se"
+    listener.close()

@@ -6,6 +6,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+from client.storage import deterministic_pfn
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NO_JOB = (200, {"StatusCode": 20, "errorDialog": "no activated jobs for site SITE_A"})
@@ -154,7 +157,10 @@ def test_one_job_through_the_command_line(stub_server, tmp_path):
     assert [u["state"] for u in updates] == ["starting", "running", "finished"]
     assert updates[-1]["attemptNr"] == "2"
     assert set(json.loads(updates[-1]["xml"])) == {"result.txt", "cli.log.tgz"}
-    assert (storage / "result.txt").read_text() == "42\n"
+    # The catalog's deterministic place, where the server registers it (the surl).
+    stored = Path(deterministic_pfn(str(storage), "result.txt"))
+    assert stored.read_text() == "42\n"
+    assert json.loads(updates[-1]["xml"])["result.txt"]["surl"] == f"file://{stored}"
 
 
 def test_sigterm_to_the_pilot_reports_the_job_and_exits(stub_server, tmp_path):
@@ -179,3 +185,18 @@ def test_sigterm_to_the_pilot_reports_the_job_and_exits(stub_server, tmp_path):
     assert updates[-1]["state"] == "failed"
     assert updates[-1]["pilotErrorCode"] == "1201"
     assert updates[-1]["pilotErrorDiag"] == "pilot received SIGTERM"
+
+
+def test_storage_timeout_and_recovery_options():
+    from pilot.__main__ import build_parser, settings_from_args
+
+    base = ["--server", "http://x", "--site", "SITE_A"]
+    chosen = settings_from_args(
+        build_parser().parse_args(
+            [*base, "--storage-dir", "https://se:8443/data", "--stage-timeout", "30", "--no-recovery"]
+        ),
+        None,
+    )
+    assert (chosen.storage_dir, chosen.stage_timeout, chosen.recovery) == ("https://se:8443/data", 30.0, False)
+    defaults = settings_from_args(build_parser().parse_args([*base, "--storage-dir", "se"]), None)
+    assert (defaults.storage_dir, defaults.stage_timeout, defaults.recovery) == (os.path.abspath("se"), 1800.0, True)

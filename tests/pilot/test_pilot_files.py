@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 
+from client.storage import deterministic_pfn
 from pilot import errors
 from pilot.errors import PilotFailure
 from pilot.files import adler32_of_file, copy_with_facts, is_safe_lfn, parse_checksum
@@ -136,8 +137,10 @@ def test_stage_out_copies_to_storage_and_reports(storage):
 
     entry = json.loads(report.to_xml())["out.root"]
     assert entry["fsize"] == 9 and entry["adler32"] == "11e60398"
-    assert entry["surl"] == f"file://{storage_dir / 'out.root'}"
-    assert (storage_dir / "out.root").read_bytes() == CONTENT
+    stored = deterministic_pfn(str(storage_dir), "out.root")
+    assert entry["surl"] == f"file://{stored}"
+    assert open(stored, "rb").read() == CONTENT
+    assert not (storage_dir / "out.root").exists()  # never at the flat place
     assert len(entry["guid"]) == 36
 
 

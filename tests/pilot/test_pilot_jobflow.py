@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from client.storage import deterministic_pfn
 from pilot import errors
 from pilot.client import ServerUnreachable
 from pilot.loop import Pilot
@@ -131,9 +132,10 @@ def test_finished_job_reports_outputs_and_log(stub_server, dirs):
     files = json.loads(final["xml"])
     storage_dir = dirs[1]
     assert files["out1.root"]["adler32"] == "11e60398" and files["out1.root"]["fsize"] == 9
-    assert files["out1.root"]["surl"] == f"file://{storage_dir / 'out1.root'}"
+    assert files["out1.root"]["surl"] == f"file://{deterministic_pfn(str(storage_dir), 'out1.root')}"
     assert files["job.log.tgz"]["guid"] == "log-guid-1"
-    assert (storage_dir / "job.log.tgz").exists()
+    assert files["job.log.tgz"]["surl"] == f"file://{deterministic_pfn(str(storage_dir), 'job.log.tgz')}"
+    assert os.path.exists(deterministic_pfn(str(storage_dir), "job.log.tgz"))
     assert not (dirs[0] / "PandaJob_4242").exists()  # cleaned up
 
 
