@@ -130,7 +130,8 @@ class Catalog:
     def _json(self, method: str, url: str, body: dict | None = None, retry_all: bool = False) -> dict:
         def once():
             with self._open_once(method, url, body, "application/json", retry_all) as response:
-                return _decode(self._read_body(response, method, url, retry_all), url)
+                data = self._read_body(response, method, url, retry_all)
+                return {} if response.status == 204 else _decode(data, url)  # 204: done, nothing to say
 
         return self._retrying(once)
 

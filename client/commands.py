@@ -175,3 +175,117 @@ def container_add(catalog: Catalog, args) -> int:
     answer = catalog.post(path, {"datasets": args.datasets})
     _out(f"{answer.get('added', 0)} added to {args.container}")
     return 0
+
+
+# -- subscriptions, transfers, callbacks ---------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    """Columns padded to their widest cell (the last one, often long, is not padded)."""
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _listing(catalog: Catalog, path: str, params: dict, limit: int, what: str, columns, row) -> int:
+    """The first `limit` items of a listing as a table, newest first; says so when there are more."""
+    items = []
+    for item in catalog.pages(path, {**params, "limit": min(limit + 1, LIST_PAGE)}):
+        items.append(item)
+        if len(items) > limit:
+            break
+    if not items:
+        _out(f"no {what}")
+        return 0
+    _table(columns, [row(item) for item in items[:limit]])
+    if len(items) > limit:
+        _out(f"(the newest {limit} {what} are shown; -n N shows more)")
+    return 0
+
+
+def _subscription_path(pk: int, *rest: str) -> str:
+    return "/".join(["/api/v1/subscriptions", str(pk), *rest]) + "/"
+
+
+def _progress(subscription: dict) -> str:
+    progress = subscription.get("progress")
+    if not progress:
+        return "-"  # a container: its members' replicas tell
+    return f"{progress.get('files_present', 0)}/{progress.get('files_wanted', 0)}"
+
+
+def subscribe(catalog: Catalog, args) -> int:
+    body = {"dataset": args.dataset, "site": args.site, "priority": args.priority, "activity": args.activity}
+    subscription = catalog.post("/api/v1/subscriptions/", body)
+    _out(
+        f"subscription {subscription.get('id', '?')}: {args.site} subscribed to {args.dataset} "
+        f"(priority {subscription.get('priority', args.priority)}, {subscription.get('state', 'active')})"
+    )
+    return 0
+
+
+def subscriptions(catalog: Catalog, args) -> int:
+    params = {"dataset": args.dataset, "site": args.site, "state": args.state, "owner": args.owner}
+
+    def row(s):
+        return [str(s.get("id", "")), s.get("state", ""), s.get("site", ""), _progress(s),
+                str(s.get("priority", "")), s.get("activity", ""), s.get("owner_name", ""),
+                s.get("dataset", ""), s.get("reason", "")]  # fmt: skip
+
+    columns = ["ID", "STATE", "SITE", "FILES", "PRIO", "ACTIVITY", "OWNER", "DATASET", "REASON"]
+    return _listing(catalog, "/api/v1/subscriptions/", params, args.n, "subscriptions", columns, row)
+
+
+def unsubscribe(catalog: Catalog, args) -> int:
+    catalog.delete(_subscription_path(args.id))
+    _out(f"subscription {args.id} deleted (its queued transfers are dropped; replicas stay)")
+    return 0
+
+
+def suspend_subscription(catalog: Catalog, args) -> int:
+    subscription = catalog.post(_subscription_path(args.id, "suspend"), {"reason": args.reason or ""})
+    _out(f"subscription {args.id} ({_what(subscription)}) is {subscription.get('state', 'suspended')}")
+    return 0
+
+
+def resume_subscription(catalog: Catalog, args) -> int:
+    subscription = catalog.post(_subscription_path(args.id, "resume"))
+    _out(f"subscription {args.id} ({_what(subscription)}) is {subscription.get('state', 'active')} again")
+    return 0
+
+
+def _what(subscription: dict) -> str:
+    return f"{subscription.get('dataset', '?')} at {subscription.get('site', '?')}"
+
+
+def transfers(catalog: Catalog, args) -> int:
+    params = {"destination": args.destination, "source": args.source, "state": args.state,
+              "dataset": args.dataset, "lfn": args.lfn}  # fmt: skip
+
+    def row(t):
+        return [str(t.get("id", "")), t.get("state", ""), str(t.get("attempts", "")),
+                human_size(int(t.get("fsize") or 0)), t.get("source") or "-", t.get("destination", ""),
+                t.get("lfn", ""), t.get("error", "")]  # fmt: skip
+
+    columns = ["ID", "STATE", "TRIES", "SIZE", "SOURCE", "DESTINATION", "LFN", "ERROR"]
+    return _listing(catalog, "/api/v1/transfers/", params, args.n, "transfers", columns, row)
+
+
+def callback(catalog: Catalog, args) -> int:
+    made = catalog.post("/api/v1/callbacks/", {"dataset": args.dataset, "site": args.site, "url": args.url})
+    _out(
+        f"callback {made.get('id', '?')} ({made.get('state', 'waiting')}): POST to {args.url} "
+        f"once {args.site} holds every file of {args.dataset}"
+    )
+    return 0
+
+
+def callbacks(catalog: Catalog, args) -> int:
+    params = {"dataset": args.dataset, "site": args.site, "state": args.state}
+
+    def row(c):
+        return [str(c.get("id", "")), c.get("state", ""), c.get("site", ""), c.get("dataset", ""),
+                c.get("url", ""), c.get("last_error", "")]  # fmt: skip
+
+    columns = ["ID", "STATE", "SITE", "DATASET", "URL", "ERROR"]
+    return _listing(catalog, "/api/v1/callbacks/", params, args.n, "callbacks", columns, row)

@@ -5,6 +5,8 @@
     dq2 ls -r DATASET                the sites holding it, complete or not
     dq2 get DATASET [-s SITE]        download it (verified, resumable)
     dq2 put -L DIR DATASET -s SITE   upload a directory as a user dataset
+    dq2 subscribe DATASET SITE       have the site hold the dataset (transfers are queued for it)
+    dq2 subscriptions --site SITE    subscriptions and how far they are; also transfers, callbacks
 
 Every failure is one line, `dq2: error: ...`, on stderr: exit status 2 for bad
 arguments or local input, 1 for a refusal by the server or a failed transfer.
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_get(sub)
     _add_put(sub)
     _add_catalog_commands(sub)
+    _add_data_flow_commands(sub)
     return parser
 
 
@@ -101,6 +104,50 @@ def _add_catalog_commands(sub) -> None:
     parser.add_argument("datasets", metavar="DATASET", nargs="+")
 
 
+def _add_data_flow_commands(sub) -> None:
+    parser = _command(sub, "subscribe", commands.subscribe, "subscribe a site to a dataset, container or datablock")
+    parser.add_argument("dataset", metavar="DATASET")
+    parser.add_argument("site", metavar="SITE")
+    parser.add_argument("--priority", type=int, choices=range(1, 6), default=3, metavar="N",
+                        help="1 (lowest) to 5 (highest), default 3")  # fmt: skip
+    parser.add_argument("--activity", choices=["user", "production"], default="user", help="default user")
+    parser = _command(sub, "subscriptions", commands.subscriptions, "list subscriptions, newest first")
+    parser.add_argument("--dataset", metavar="PATTERN", help="dataset name or pattern with * wildcards")
+    parser.add_argument("--site", metavar="SITE", help="site name or pattern")
+    parser.add_argument("--state", help="active, done, stuck or suspended (| for or, ! for not)")
+    parser.add_argument("--owner", metavar="USER", help="who made them")
+    _limit_option(parser)
+    parser = _command(sub, "unsubscribe", commands.unsubscribe, "delete a subscription (its queued transfers too)")
+    parser.add_argument("id", type=_positive, metavar="ID")
+    parser = _command(sub, "suspend-subscription", commands.suspend_subscription,
+                      "suspend a subscription: the agent leaves it alone")  # fmt: skip
+    parser.add_argument("id", type=_positive, metavar="ID")
+    parser.add_argument("--reason", help="why (shown with the subscription)")
+    parser = _command(sub, "resume-subscription", commands.resume_subscription,
+                      "resume a suspended or stuck subscription (failed transfers are queued again)")  # fmt: skip
+    parser.add_argument("id", type=_positive, metavar="ID")
+    parser = _command(sub, "transfers", commands.transfers, "list transfers, newest first")
+    parser.add_argument("--destination", metavar="SITE", help="destination site name or pattern")
+    parser.add_argument("--source", metavar="SITE", help="source site of the last attempt")
+    parser.add_argument("--state", help="queued, submitted, done or failed (| for or, ! for not)")
+    parser.add_argument("--dataset", metavar="PATTERN", help="files of this dataset")
+    parser.add_argument("--lfn", metavar="PATTERN", help="file name or pattern")
+    _limit_option(parser)
+    parser = _command(sub, "callback", commands.callback, "POST to URL once SITE holds every file of DATASET")
+    parser.add_argument("dataset", metavar="DATASET")
+    parser.add_argument("site", metavar="SITE")
+    parser.add_argument("url", metavar="URL", help="http:// or https://")
+    parser = _command(sub, "callbacks", commands.callbacks, "list your callbacks (operators: everyone's)")
+    parser.add_argument("--dataset", metavar="PATTERN")
+    parser.add_argument("--site", metavar="SITE")
+    parser.add_argument("--state", help="waiting, due, done or failed")
+    _limit_option(parser)
+
+
+def _limit_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", type=_positive, default=100, metavar="N", help="show at most N (default 100)")
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"give a positive number, not {text!r}")
@@ -135,7 +182,8 @@ def _run(argv: list[str] | None) -> int:
         return int(exc.code or 0)
     if not args.command:
         raise UsageError("give a command: ls, get, put, register, register-location, close, freeze, erase, "
-                         "container-add (see 'dq2 --help')")  # fmt: skip
+                         "container-add, subscribe, subscriptions, unsubscribe, suspend-subscription, "
+                         "resume-subscription, transfers, callback, callbacks (see 'dq2 --help')")  # fmt: skip
     if args.retries < 1:
         raise UsageError("--retries must be at least 1")
     catalog = Catalog(config.server_url(args.server), token=config.token(args.token), tries=args.retries)

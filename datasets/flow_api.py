@@ -59,8 +59,8 @@ class IdPagination(KeysetPagination):
 
 
 def subscription_rows():
-    """Subscriptions with their dataset and site, and what the site holds of the dataset (one indexed
-    subquery per row on the dataset replica: the location catalog keeps those counts up to date)."""
+    """Subscriptions with their dataset and site, and what the site holds of the dataset (subqueries on the
+    dataset replica's unique (dataset, site) index: the location catalog keeps those counts up to date)."""
     replica = DatasetReplica.objects.filter(dataset_id=OuterRef("dataset_id"), site_id=OuterRef("site_id"))
     return Subscription.objects.select_related("dataset", "site").annotate(
         files_present=Subquery(replica.values("files_present")[:1]),

@@ -167,6 +167,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.choices.JobStatus",
         "SiteStatusEnum": "sites.choices.SiteStatus",
+        "SubscriptionStateEnum": "datasets.choices.SubscriptionState",
+        "TransferStateEnum": "datasets.choices.TransferState",
+        "CallbackStateEnum": "datasets.choices.CallbackState",
+        "CallbackKindEnum": "datasets.choices.CallbackKind",
+        "DatasetKindEnum": "datasets.choices.DatasetKind",
     },
 }
 
@@ -246,6 +251,10 @@ PANDA = {
     "SUBSCRIPTION_RECHECK_SECONDS": int(os.environ.get("PANDA_SUBSCRIPTION_RECHECK_SECONDS", 3600)),
     "CALLBACK_MAX_ATTEMPTS": int(os.environ.get("PANDA_CALLBACK_MAX_ATTEMPTS", 8)),
     "CALLBACK_RETRY_SECONDS": float(os.environ.get("PANDA_CALLBACK_RETRY_SECONDS", 60)),
+    # Callback URLs on loopback, private or link-local addresses are refused (the server would POST into
+    # its own network on a user's behalf) unless this is on, e.g. for a closed deployment.
+    "CALLBACK_ALLOW_PRIVATE": env_bool("PANDA_CALLBACK_ALLOW_PRIVATE", False),
+    "CALLBACKS_PER_USER": int(os.environ.get("PANDA_CALLBACKS_PER_USER", 1000)),
     # Dispatch datasets' replicas are kept this long after their jobs are done (then the reaper may go).
     "DISPATCH_REPLICA_LIFETIME_SECONDS": int(os.environ.get("PANDA_DISPATCH_REPLICA_LIFETIME_SECONDS", 0)),
     # Brokerage: a site's weight is multiplied by (floor + share of the job's input bytes already there).

@@ -7,6 +7,13 @@ from rest_framework.routers import DefaultRouter
 
 from alarms.api import AlarmViewSet
 from datasets.api import ContainerViewSet, DatasetViewSet, FileViewSet, ReplicaViewSet
+from datasets.flow_api import (
+    CallbackViewSet,
+    ConsistencyCheckViewSet,
+    SubscriptionViewSet,
+    TransferChannelViewSet,
+    TransferViewSet,
+)
 from jobs import pilot_views
 from jobs.api import JobViewSet
 from quotas import api as quota_api
@@ -22,6 +29,11 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("containers", ContainerViewSet, basename="container")
 router.register("files", FileViewSet, basename="file")
 router.register("replicas", ReplicaViewSet, basename="replica")
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+router.register("transfers", TransferViewSet, basename="transfer")
+router.register("transfer-channels", TransferChannelViewSet, basename="transfer-channel")
+router.register("callbacks", CallbackViewSet, basename="callback")
+router.register("consistency-checks", ConsistencyCheckViewSet, basename="consistency-check")
 router.register("alarms", AlarmViewSet, basename="alarm")
 
 urlpatterns = [

@@ -77,3 +77,33 @@ def grant_role(user, role):
 
     user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
+
+
+# -- the data flow (models named by label: this module's imports stay those of the core models) ----------
+
+
+def _this_hour():
+    return timezone.now().replace(minute=0, second=0, microsecond=0)
+
+
+class TransferChannelStatFactory(factory.django.DjangoModelFactory):
+    """One hour of a transfer channel; `source` and `destination` are sites."""
+
+    class Meta:
+        model = "datasets.TransferChannelStat"
+
+    source = factory.SubFactory(SiteFactory)
+    destination = factory.SubFactory(SiteFactory)
+    hour = factory.LazyFunction(_this_hour)
+    files_done = 10
+    bytes_done = 10_000_000
+    seconds = 5.0
+
+
+class ConsistencyCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "datasets.ConsistencyCheck"
+
+    site = factory.SubFactory(SiteFactory)
+    started_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyFunction(timezone.now)

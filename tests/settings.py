@@ -13,6 +13,8 @@ PANDA["PILOT_AUTH_CACHE_SECONDS"] = 0
 PANDA["RUNNING_COUNT_CACHE_SECONDS"] = 0
 PANDA["PILOT_CONTACT_FLUSH_SECONDS"] = 0
 PANDA_ALARMS["STATUS_CACHE_SECONDS"] = 0
+# Tests receive callbacks on loopback HTTP servers.
+PANDA["CALLBACK_ALLOW_PRIVATE"] = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # on_commit callbacks run tasks inline; live tests start a real Celery worker instead.
 CELERY_TASK_ALWAYS_EAGER = True

@@ -9,13 +9,13 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from datasets.models import Dataset
-from datasets.services import catalog
+from datasets.models import Dataset, Subscription
+from datasets.services import catalog, subscriptions
 from jobs.choices import JobStatus
 from jobs.models import Job
 from pandamon import roles
 
-from .factories import JobFactory, UserFactory, grant_role
+from .factories import JobFactory, SiteFactory, UserFactory, grant_role
 
 pytestmark = pytest.mark.django_db
 
@@ -87,6 +87,46 @@ def erase_alices_dataset(client, people):
     return client.delete(f"/api/v1/datasets/{alices_dataset(people).name}/")
 
 
+def storage_site():
+    return SiteFactory(name="MWT2", storage_endpoint="/nonexistent/se/MWT2")
+
+
+def alices_subscription(people):
+    dataset = alices_dataset(people)
+    site = storage_site()
+    return subscriptions.create_subscription(user=people["alice"], name=dataset.name, site_name=site.name)
+
+
+def subscribe_alices_dataset(client, people):
+    body = {"dataset": alices_dataset(people).name, "site": storage_site().name}
+    return client.post("/api/v1/subscriptions/", body, format="json")
+
+
+def subscribe_official_dataset(client, people):
+    [dataset] = catalog.register_new_datasets(
+        user=people["admin"], specs=[{"name": "mc11_7TeV.105200.T1.evgen.EVNT.e835"}]
+    )
+    body = {"dataset": dataset.name, "site": storage_site().name, "activity": "production"}
+    return client.post("/api/v1/subscriptions/", body, format="json")
+
+
+def suspend_alices_subscription(client, people):
+    return client.post(f"/api/v1/subscriptions/{alices_subscription(people).pk}/suspend/", {}, format="json")
+
+
+def resume_alices_subscription(client, people):
+    return client.post(f"/api/v1/subscriptions/{alices_subscription(people).pk}/resume/")
+
+
+def delete_alices_subscription(client, people):
+    return client.delete(f"/api/v1/subscriptions/{alices_subscription(people).pk}/")
+
+
+def register_a_callback(client, people):
+    body = {"dataset": alices_dataset(people).name, "site": storage_site().name, "url": "https://example.org/h"}
+    return client.post("/api/v1/callbacks/", body, format="json")
+
+
 ALLOWED = {
     submit_user_job: {"alice", "bob", "production_manager", "data_operator", "shifter", "admin"},
     submit_managed_job: {"production_manager", "admin"},
@@ -97,6 +137,13 @@ ALLOWED = {
     create_official_dataset: {"production_manager", "data_operator", "admin"},
     close_alices_dataset: {"alice", "data_operator", "admin"},
     erase_alices_dataset: {"alice", "data_operator", "admin"},
+    # Production managers may subscribe any dataset (datasets.services.subscriptions._check_may_subscribe).
+    subscribe_alices_dataset: {"alice", "production_manager", "data_operator", "admin"},
+    subscribe_official_dataset: {"production_manager", "data_operator", "admin"},
+    suspend_alices_subscription: {"alice", "data_operator", "admin"},
+    resume_alices_subscription: {"alice", "data_operator", "admin"},
+    delete_alices_subscription: {"alice", "data_operator", "admin"},
+    register_a_callback: {"alice", "bob", "production_manager", "data_operator", "shifter", "admin"},
 }
 # What a refusal must name: the role that is missing, or whose object it is.
 REFUSAL_NAMES = {
@@ -108,6 +155,11 @@ REFUSAL_NAMES = {
     create_official_dataset: "needs the production_manager or data_operator role",
     close_alices_dataset: "belongs to user 'alice'",
     erase_alices_dataset: "belongs to user 'alice'",
+    subscribe_alices_dataset: "belongs to user 'alice'",
+    subscribe_official_dataset: "needs the production_manager or data_operator role",
+    suspend_alices_subscription: "belongs to alice; only they or a data operator",
+    resume_alices_subscription: "belongs to alice; only they or a data operator",
+    delete_alices_subscription: "belongs to alice; only they or a data operator",
 }
 
 
@@ -115,6 +167,7 @@ def snapshot():
     return (
         sorted(Job.objects.values_list("pandaid", "status", "command_to_pilot")),
         sorted(Dataset.objects.values_list("name", "state", "erased_at")),
+        sorted(Subscription.objects.values_list("pk", "state", "reason")),
     )
 
 
@@ -124,7 +177,7 @@ def test_authorization_matrix(people, write, actor):
     client = api_as(people, actor)
     response = write(client, people)
     if actor in ALLOWED[write]:
-        assert response.status_code in (200, 201), (actor, response.content)
+        assert response.status_code in (200, 201, 204), (actor, response.content)
         return
     if actor == "anonymous":
         assert response.status_code in (401, 403)
@@ -135,12 +188,15 @@ def test_authorization_matrix(people, write, actor):
 
 @pytest.mark.parametrize("actor", ["bob", "production_manager", "data_operator"])
 def test_a_refused_write_changes_nothing(people, actor):
-    job, dataset = alices_job(people), alices_dataset(people)
+    job, subscription = alices_job(people), alices_subscription(people)
+    dataset = subscription.dataset
     before = snapshot()
     client = api_as(people, actor)
     client.post("/api/v1/jobs/kill/", {"pandaids": [job.pk]}, format="json")
     if actor != "data_operator":
         client.post(f"/api/v1/datasets/{dataset.name}/close/")
+        client.post(f"/api/v1/subscriptions/{subscription.pk}/suspend/", {}, format="json")
+        client.delete(f"/api/v1/subscriptions/{subscription.pk}/")
     assert snapshot() == before
 
 

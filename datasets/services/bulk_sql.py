@@ -13,7 +13,7 @@ from collections import namedtuple
 from django.db import connection
 
 from ..choices import ReplicaState
-from ..models import DatasetFile, File, FileReplica
+from ..models import DatasetFile, File, FileReplica, TransferRequest
 
 # What the services need of a file: light rows instead of model instances.
 FileRef = namedtuple("FileRef", "pk lfn fsize")
@@ -36,6 +36,15 @@ INSERT INTO datasets_filereplica (file_id, site_id, pfn, state, created_at)
 SELECT t.file_id, %s, t.pfn, %s, now() FROM unnest(%s::bigint[], %s::text[]) AS t(file_id, pfn)
 ON CONFLICT (file_id, site_id) DO NOTHING
 RETURNING file_id
+"""
+
+MARK_TRANSFERS_DONE = """
+UPDATE datasets_transferrequest AS r
+SET state = 'done', finished_at = %s, error = '', agent = '', source_id = t.source_id, tool = t.tool,
+    seconds = t.seconds, bytes = t.bytes
+FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::float8[], %s::bigint[])
+     AS t(id, source_id, tool, seconds, bytes)
+WHERE r.id = t.id
 """
 
 
@@ -111,3 +120,23 @@ def _insert_file_replicas_orm(site, pfn_by_file_id):
         batch_size=BATCH,
     )
     return new
+
+
+def mark_transfers_done(requests, now):
+    """Record finished transfers: each request's source, tool, seconds and bytes are already set on it.
+
+    One UPDATE ... FROM unnest(arrays) on PostgreSQL; bulk_update builds a CASE per row and field,
+    which was 80 % of an agent pass of 500 files (bench/transfers.py).
+    """
+    if not requests:
+        return
+    if not _postgres():
+        for request in requests:
+            request.state, request.finished_at, request.error, request.agent = "done", now, "", ""
+        TransferRequest.objects.bulk_update(
+            requests, ["state", "finished_at", "error", "agent", "source", "tool", "seconds", "bytes"], batch_size=500
+        )
+        return
+    columns = [[getattr(r, name) for r in requests] for name in ("pk", "source_id", "tool", "seconds", "bytes")]
+    with connection.cursor() as cursor:
+        cursor.execute(MARK_TRANSFERS_DONE, [now, *columns])

@@ -10,9 +10,12 @@ which registers them here (the catalog does not import the layers above it).
 and retried with exponential backoff.
 """
 
+import ipaddress
 import json
 import logging
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import timedelta
 
@@ -21,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from pandamon.errors import InvalidInput, NotFound
+from pandamon.errors import Conflict, InvalidInput, NotFound
 
 from ..choices import CallbackKind, CallbackState
 from ..models import Dataset, DatasetReplica, ReplicaCallback
@@ -58,6 +61,14 @@ def register_user_callback(*, user, name, site_name, url):
     site = Site.objects.filter(name=site_name).first()
     if site is None:
         raise NotFound(f"unknown site '{site_name}'")
+    limit = settings.PANDA["CALLBACKS_PER_USER"]
+    if (
+        ReplicaCallback.objects.filter(owner=user, state__in=(CallbackState.WAITING, CallbackState.DUE)).count()
+        >= limit
+    ):
+        raise Conflict(
+            f"you have {limit} callbacks waiting or being delivered, the most allowed; wait for them to fire"
+        )
     with transaction.atomic():
         return register_callback(
             dataset=dataset, site=site, kind=CallbackKind.HTTP, url=url, owner=user, owner_name=user.username
@@ -67,6 +78,25 @@ def register_user_callback(*, user, name, site_name, url):
 def _check_url(url):
     if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 500:
         raise InvalidInput("url: give an http:// or https:// URL of at most 500 characters")
+    host = urllib.parse.urlsplit(url).hostname
+    if not host:
+        raise InvalidInput("url: the URL names no host")
+    if not settings.PANDA["CALLBACK_ALLOW_PRIVATE"] and _is_internal(host):
+        raise InvalidInput(f"url: {host} is a loopback, private or link-local address; callbacks go to public hosts")
+
+
+def _is_internal(host):
+    """True when `host` is or resolves to an address inside the server's own networks."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        raise InvalidInput(f"url: cannot resolve host {host}") from None
+    return any(_internal_address(address) for address in addresses)
+
+
+def _internal_address(address):
+    ip = ipaddress.ip_address(address.split("%")[0])
+    return ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_unspecified
 
 
 def fire_waiting(site, dataset_ids, now):

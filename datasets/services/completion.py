@@ -34,7 +34,7 @@ def note_replicas_grew(site, dataset_ids, now=None):
     complete = list(newly.values())
     Subscription.objects.filter(site=site, dataset_id__in=complete).exclude(
         state__in=(SubscriptionState.SUSPENDED, SubscriptionState.DONE)
-    ).update(state=SubscriptionState.DONE, done_at=now, reason="", stuck_at=None)
+    ).update(state=SubscriptionState.DONE, done_at=now, reason="", stuck_at=None, modified_at=now)
     # A container's subscription is done when all its datasets are: the agent decides on its next pass.
     flag_subscriptions(containers.ancestors(complete), site=site)
     callbacks.fire_waiting(site, complete, now)
@@ -60,4 +60,6 @@ def flag_subscriptions(dataset_ids, *, site=None, reactivate=False):
         subscriptions = subscriptions.filter(site=site)
     subscriptions.update(needs_evaluation=True)
     if reactivate:
-        subscriptions.filter(state=SubscriptionState.DONE).update(state=SubscriptionState.ACTIVE, done_at=None)
+        subscriptions.filter(state=SubscriptionState.DONE).update(
+            state=SubscriptionState.ACTIVE, done_at=None, modified_at=timezone.now()
+        )

@@ -55,7 +55,7 @@ def _queue_evaluation():
 
 @transaction.atomic
 def create_subscription(*, user, name, site_name, priority=3, activity=Activity.USER):
-    """registerDatasetSubscription: who may write the dataset may subscribe a site to it."""
+    """registerDatasetSubscription: a site is to hold the dataset (see _check_may_subscribe for who may)."""
     dataset = Dataset.objects.filter(name=name, erased_at__isnull=True).first()
     if dataset is None:
         raise NotFound(f"no dataset named {name}")
@@ -64,7 +64,7 @@ def create_subscription(*, user, name, site_name, priority=3, activity=Activity.
         raise NotFound(f"unknown site '{site_name}'")
     if not site.storage_endpoint:
         raise InvalidInput(f"site {site.name} has no storage endpoint to receive files")
-    if not isinstance(priority, int) or not 1 <= priority <= 5:
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
         raise InvalidInput("priority must be an integer from 1 (lowest) to 5 (highest)")
     if activity not in Activity.values or activity in SYSTEM_ACTIVITIES:
         raise InvalidInput(f"activity must be one of: {Activity.USER}, {Activity.PRODUCTION}")
@@ -76,6 +76,8 @@ def create_subscription(*, user, name, site_name, priority=3, activity=Activity.
 
 
 def _check_may_subscribe(user, name):
+    """Who may write a dataset may place it; production managers place any dataset (data placement
+    for production and analysis is their job), data operators and admins too."""
     if roles.has_role(user, roles.PRODUCTION_MANAGER):
         return
     check_may_write(user, name)
@@ -96,7 +98,9 @@ def _owned_subscription(user, pk):
 def suspend_subscription(*, user, pk, reason=""):
     subscription = _owned_subscription(user, pk)
     reason = f"suspended by {user.username}" + (f": {reason}" if reason else "")
-    Subscription.objects.filter(pk=pk).update(state=S.SUSPENDED, reason=reason[:500], needs_evaluation=False)
+    Subscription.objects.filter(pk=pk).update(
+        state=S.SUSPENDED, reason=reason[:500], needs_evaluation=False, modified_at=timezone.now()
+    )
     subscription.refresh_from_db()
     return subscription
 
@@ -106,7 +110,9 @@ def resume_subscription(*, user, pk):
     """Back to work: failed transfers are queued again and the agent re-checks what is missing."""
     subscription = _owned_subscription(user, pk)
     _requeue_failed(subscription)
-    Subscription.objects.filter(pk=pk).update(state=S.ACTIVE, reason="", stuck_at=None, needs_evaluation=True)
+    Subscription.objects.filter(pk=pk).update(
+        state=S.ACTIVE, reason="", stuck_at=None, needs_evaluation=True, modified_at=timezone.now()
+    )
     subscription.refresh_from_db()
     transaction.on_commit(_queue_evaluation)
     return subscription
@@ -122,7 +128,8 @@ def remove(subscription):
     """Delete a subscription and its queued transfers that no other subscription of the site wants."""
     site, dataset_ids = subscription.site_id, _dataset_ids(subscription)
     subscription.delete()
-    still_wanted = Subscription.objects.filter(site_id=site).values("dataset_id")
+    others = Dataset.objects.filter(subscriptions__site_id=site)
+    still_wanted = datasets_wanted(list(others.exclude(subscriptions__state=S.SUSPENDED)))
     TransferRequest.objects.filter(
         destination_id=site, state=TransferState.QUEUED, file__memberships__dataset_id__in=dataset_ids
     ).exclude(file__memberships__dataset_id__in=still_wanted).delete()
@@ -132,18 +139,25 @@ def remove(subscription):
 
 
 def evaluate_subscriptions(*, batch=None, now=None):
-    """One agent pass over the subscriptions with news; returns counts for the worker-run record."""
+    """One agent pass over the subscriptions with news; returns counts for the worker-run record.
+
+    One transaction per subscription: its transfers are claimable as soon as they are
+    queued, and a concurrent agent takes the next subscription instead of waiting.
+    """
     batch = batch or settings.PANDA["SUBSCRIPTION_BATCH"]
     now = now or timezone.now()
     counts = {"evaluated": 0, "missing": 0, "done": 0, "stuck": 0, "repaired": 0}
     counts["repaired"] = _repair_stuck(now)
-    with transaction.atomic():
-        for subscription in _to_evaluate(batch, now):
-            missing, state = _evaluate(subscription, now)
-            counts["evaluated"] += 1
-            counts["missing"] += missing
-            if state in (S.DONE, S.STUCK):
-                counts[state] += 1
+    for _ in range(batch):
+        with transaction.atomic():
+            picked = _to_evaluate(1, now)
+            if not picked:
+                break
+            missing, state = _evaluate(picked[0], now)
+        counts["evaluated"] += 1
+        counts["missing"] += missing
+        if state in (S.DONE, S.STUCK):
+            counts[state] += 1
     return counts
 
 
@@ -152,7 +166,7 @@ def _to_evaluate(batch, now):
     due = Q(needs_evaluation=True) | Q(evaluated_at__lt=recheck_before) | Q(evaluated_at__isnull=True)
     return list(
         Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(due)
+        .filter(due, dataset__erased_at__isnull=True)
         .exclude(state=S.SUSPENDED)
         .select_related("dataset", "site")
         .order_by("-needs_evaluation", "-priority", "id")[:batch]
@@ -160,10 +174,15 @@ def _to_evaluate(batch, now):
 
 
 def _dataset_ids(subscription):
-    if subscription.dataset.kind != DatasetKind.CONTAINER:
-        return [subscription.dataset_id]
+    return datasets_wanted([subscription.dataset])
+
+
+def datasets_wanted(datasets):
+    """Ids of the (not erased) datasets holding files that subscriptions to `datasets` want."""
+    containers = [d.pk for d in datasets if d.kind == DatasetKind.CONTAINER]
+    direct = [d.pk for d in datasets if d.kind != DatasetKind.CONTAINER]
     return list(
-        Dataset.objects.filter(pk__in=descendants([subscription.dataset_id]), erased_at__isnull=True)
+        Dataset.objects.filter(pk__in=[*direct, *descendants(containers)], erased_at__isnull=True)
         .exclude(kind=DatasetKind.CONTAINER)
         .values_list("pk", flat=True)
     )
@@ -185,7 +204,7 @@ def _evaluate(subscription, now):
         _queue(subscription, missing, now)
     state, reason, stuck_at = _state_after(subscription, [pk for pk, _ in missing], now)
     Subscription.objects.filter(pk=subscription.pk).update(
-        state=state, reason=reason[:500], stuck_at=stuck_at, needs_evaluation=False, evaluated_at=now,
+        state=state, reason=reason[:500], stuck_at=stuck_at, needs_evaluation=False, evaluated_at=now, modified_at=now,
         done_at=subscription.done_at if state != S.DONE else (subscription.done_at or now),
     )  # fmt: skip
     return len(missing), state
@@ -272,4 +291,4 @@ def stick_subscriptions(site, file_ids, now):
     )
     # stuck_at keeps the first time: re-sticking must not restart the repair clock.
     wanting.filter(stuck_at__isnull=True).update(stuck_at=now)
-    wanting.update(needs_evaluation=True, state=S.STUCK)
+    wanting.update(needs_evaluation=True, state=S.STUCK, modified_at=now)

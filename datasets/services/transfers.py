@@ -35,6 +35,7 @@ from .. import transfer_tools
 from ..choices import ReplicaState, TransferState
 from ..models import FileReplica, TransferChannelStat, TransferRequest
 from . import subscriptions
+from .bulk_sql import mark_transfers_done
 from .replicas import add_replicas_at, deterministic_pfn
 
 logger = logging.getLogger(__name__)
@@ -217,14 +218,9 @@ def _remove_copies(group):
 def _mark_done(attempts, now, counts):
     for attempt in attempts:
         request = attempt.request
-        request.state, request.finished_at, request.error, request.agent = TransferState.DONE, now, "", ""
         request.source_id, request.tool = attempt.source["site_id"], attempt.outcome.tool
         request.seconds, request.bytes = attempt.outcome.seconds, attempt.outcome.size
-    TransferRequest.objects.bulk_update(
-        [a.request for a in attempts],
-        ["state", "finished_at", "error", "agent", "source", "tool", "seconds", "bytes"],
-        batch_size=500,
-    )
+    mark_transfers_done([a.request for a in attempts], now)
     counts["done"] += len(attempts)
 
 

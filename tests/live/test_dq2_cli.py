@@ -9,6 +9,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from client.storage import deterministic_pfn
+from datasets.services.subscriptions import evaluate_subscriptions
 
 from ..factories import SiteFactory, UserFactory
 from .conftest import ROOT
@@ -105,3 +106,36 @@ def test_get_reports_a_corrupted_replica(world, tmp_path):
     assert err.splitlines()[-1] == f"dq2: error: 1 of 3 files could not be fetched: {victim}"
     assert out.startswith("2 downloaded, 0 already present, 1 failed")
     assert not (tmp_path / "download" / DS / victim).exists()
+
+
+def test_subscribe_list_suspend_and_unsubscribe(world, tmp_path):
+    run, _, local, _ = world
+    assert run("alice", "put", "-L", str(local), DS, "-s", "DQ2TEST")[0] == 0
+    (tmp_path / "dest").mkdir()
+    SiteFactory(name="DQ2DEST", storage_endpoint=str(tmp_path / "dest"))
+
+    code, out, err = run("bob", "subscribe", DS, "DQ2DEST")
+    assert code == 1 and "belongs to user 'alice'" in err
+    code, out, err = run("alice", "subscribe", DS, "DQ2DEST", "--priority", "4")
+    assert code == 0, err
+    assert out.endswith(f"DQ2DEST subscribed to {DS} (priority 4, active)\n")
+    pk = out.split()[1].rstrip(":")
+    evaluate_subscriptions()  # the agent (the live server's Celery queue is not worked here)
+
+    code, out, err = run("alice", "subscriptions", "--site", "DQ2*")
+    assert code == 0, err
+    assert out.splitlines()[1].split() == [pk, "active", "DQ2DEST", "0/3", "4", "user", "alice", DS]
+    code, out, err = run("alice", "transfers", "--destination", "DQ2DEST", "--state", "queued")
+    assert code == 0 and len(out.splitlines()) == 1 + 3, err
+
+    code, _, err = run("bob", "suspend-subscription", pk)
+    assert code == 1 and "belongs to alice" in err
+    assert run("alice", "suspend-subscription", pk, "--reason", "later")[1] == (
+        f"subscription {pk} ({DS} at DQ2DEST) is suspended\n"
+    )
+    assert run("alice", "resume-subscription", pk)[1] == f"subscription {pk} ({DS} at DQ2DEST) is active again\n"
+    code, out, err = run("alice", "unsubscribe", pk)
+    assert code == 0, err
+    assert run("alice", "transfers", "--destination", "DQ2DEST") == (0, "no transfers\n", "")
+    code, _, err = run("alice", "unsubscribe", pk)
+    assert code == 1 and f"no subscription {pk}" in err

@@ -22,9 +22,8 @@ from datasets.services import subscriptions
 from datasets.services.replicas import deterministic_pfn
 from tests.dataflow.conftest import Grid
 
-from .conftest import LiveProcess
+from .conftest import LiveProcess, is_postgres
 
-pytestmark = pytest.mark.skipif("not is_postgres()", reason="several agents need PostgreSQL row locking")
 NAME = "mc08.105200.T1_McAtNlo_Jimmy.evgen.EVNT.e357"
 N_FILES, SIZE = 6, 64 * 1024
 
@@ -71,6 +70,8 @@ def wait_for(condition, timeout, process=None):
 
 
 def test_a_killed_agent_loses_nothing_and_a_restarted_one_finishes(server_env, tmp_path, slow_door):
+    if not is_postgres():
+        pytest.skip("the agent's claims need PostgreSQL row locking (SKIP LOCKED)")
     grid = Grid(tmp_path)
     files = {f"EVNT._{i:05d}.pool.root": os.urandom(SIZE) for i in range(N_FILES)}
     grid.dataset(NAME, grid.bnl, files)
