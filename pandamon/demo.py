@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 
 from django.conf import settings
@@ -29,8 +30,39 @@ echo "wrote $out"
 """
 
 
-def demo_jobs(sites, count, rng):
-    """A batch of analysis-like jobs: most pinned to sites with pilots, a few left to the brokerage."""
+DEMO_INPUT = "mc08.105200.T1_McAtNlo_Jimmy.evgen.EVNT.e357"
+DEMO_INPUT_SITE = "BNL"
+
+
+def seed_input_dataset(user, n_files=20):
+    """A small event-generation dataset at BNL with real files, read by some demo jobs.
+
+    Jobs brokered elsewhere need its files moved: the demo shows dispatch blocks,
+    transfers and jobs going assigned -> activated. Returns the files' LFNs.
+    """
+    from datasets.models import Dataset
+    from datasets.services import catalog, replicas
+    from datasets.services.replicas import deterministic_pfn
+    from sites.models import Site
+
+    site = Site.objects.get(name=DEMO_INPUT_SITE)
+    files = {f"EVNT.demo._{n:05d}.pool.root": f"demo event record {n}\n".encode() * 200 for n in range(1, n_files + 1)}
+    for lfn, data in files.items():
+        path = Path(deterministic_pfn(site, lfn))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    if not Dataset.objects.filter(name=DEMO_INPUT).exists():
+        specs = [
+            {"lfn": lfn, "fsize": len(data), "adler32": f"{zlib.adler32(data):08x}"} for lfn, data in files.items()
+        ]
+        catalog.register_new_dataset(user=user, name=DEMO_INPUT, files=specs)
+        replicas.register_dataset_location(user=user, name=DEMO_INPUT, site_name=site.name, complete=True)
+    return list(files)
+
+
+def demo_jobs(sites, count, rng, input_lfns=()):
+    """A batch of analysis-like jobs: most pinned to sites with pilots, a few left to the brokerage;
+    about half read one or two files of the demo input dataset."""
     jobs = []
     for _ in range(count):
         serial = rng.randrange(10**6)
@@ -44,6 +76,8 @@ def demo_jobs(sites, count, rng):
         }
         if rng.random() < 0.85:
             job["computing_site"] = rng.choice(sites)
+        if input_lfns and rng.random() < 0.5:
+            job["input_files"] = [{"lfn": lfn, "dataset": DEMO_INPUT} for lfn in rng.sample(input_lfns, 2)]
         jobs.append(job)
     return jobs
 

@@ -206,6 +206,7 @@ def site_detail(request, name):
         "window": window.as_dict(),
         "last_pilot_contact": last_contact,
         "storage_bytes": selectors.storage_by_site(site_ids=[site.pk]).get(site.pk) or 0,
+        "storage_space": selectors.storage_space(site),
         "jobs_by_state": jobs,
         "alerts": site_alerts({**summary, "jobs": jobs, "last_pilot_contact": last_contact}, timezone.now()),
         "why_jobs_wait": site_waiting_summary(site),

@@ -17,6 +17,7 @@ from datasets.models import DatasetReplica, FileReplica
 from jobs.choices import LIVE_STATES, JobStatus
 from jobs.models import Job
 from jobs.selectors import live_and_recent_counts
+from sites.models import StorageSpace
 
 # Table order: the states in the order a job goes through them.
 ACTIVE_STATES = LIVE_STATES
@@ -60,6 +61,15 @@ def storage_by_site(*, site_ids):
 
 
 # ---------------------------------------------------------------- one site
+
+
+def storage_space(site):
+    """The site storage's last space report as a dict (None when it never reported)."""
+    report = StorageSpace.objects.filter(site=site).first()
+    if report is None:
+        return None
+    return {"used_bytes": report.used_bytes, "free_bytes": report.free_bytes, "total_bytes": report.total_bytes,
+            "reported_at": report.reported_at, "reported_by": report.reported_by}  # fmt: skip
 
 
 def site_activity(*, site, window):

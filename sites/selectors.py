@@ -8,7 +8,9 @@ from .models import Site
 
 
 def site_list():
-    return Site.objects.select_related("cloud", "pilot_activity").order_by("cloud__name", "tier", "name")
+    return Site.objects.select_related("cloud", "pilot_activity", "storage_space").order_by(
+        "cloud__name", "tier", "name"
+    )
 
 
 def pilot_silence():

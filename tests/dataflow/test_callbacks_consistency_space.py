@@ -18,7 +18,7 @@ from datasets.services import callbacks, consistency, replicas, subscriptions
 from datasets.services.replicas import deterministic_pfn
 from pandamon.errors import InvalidInput
 from sites.models import StorageSpace
-from sites.services import create_pilot_credential, measure_storage_space
+from sites.services import create_pilot_credential, measure_storage_space, record_storage_space
 
 from .conftest import run_agents
 
@@ -164,3 +164,16 @@ def test_registering_a_replica_location_complete_fires_waiting_callbacks(grid, r
     replicas.register_dataset_location(user=grid.operator, name=NAME, site_name="FZK", complete=True)
     callback.refresh_from_db()
     assert callback.state == CallbackState.DUE
+
+
+def test_the_site_page_and_api_show_the_storage_space(grid, client):
+    record_storage_space(site=grid.bnl, used_bytes=6 * 10**12, free_bytes=4 * 10**12, total_bytes=10**13,
+                         reported_by="pilot@wn1")  # fmt: skip
+    page = client.get("/sites/BNL/")
+    assert page.status_code == 200
+    assert "3.6\xa0TB free of 9.1\xa0TB, reported by pilot@wn1" in page.content.decode()
+    data = client.get("/sites/BNL/?json").json()
+    assert data["storage_space"]["free_bytes"] == 4 * 10**12
+    api = client.get("/api/v1/sites/BNL/").json()
+    assert api["storage_space"]["total_bytes"] == 10**13
+    assert client.get("/api/v1/sites/MWT2/").json()["storage_space"] is None

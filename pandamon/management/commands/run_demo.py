@@ -2,6 +2,7 @@ import io
 import time
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -49,6 +50,7 @@ class Command(BaseCommand):
         user_token = Token.objects.get(user__username="alice").key
         sites = list(Site.objects.filter(name__in=pilot_sites))
         _, pilot_token = create_pilot_credential(name=f"demo-pilots-{int(time.time())}", sites=sites)
+        self.input_lfns = demo.seed_input_dataset(get_user_model().objects.get(username="admin"))
         return user_token, pilot_token
 
     def _start_services(self, group, port):
@@ -77,7 +79,7 @@ class Command(BaseCommand):
         next_batch = started
         while not duration or time.monotonic() - started < duration:
             if time.monotonic() >= next_batch:
-                pandaids = demo.submit(base_url, token, demo.demo_jobs(sites, batch, rng))
+                pandaids = demo.submit(base_url, token, demo.demo_jobs(sites, batch, rng, self.input_lfns))
                 self.stdout.write(f"submitted {len(pandaids)} demo jobs ({pandaids[0]}..{pandaids[-1]})")
                 next_batch = time.monotonic() + every
             dead = group.dead()
