@@ -279,6 +279,12 @@ PANDA_ALARMS = {
     "WORKER_MIN_MINUTES": int(os.environ.get("PANDA_ALARM_WORKER_MIN_MINUTES", 5)),
     "STORAGE_FULL_SHARE": float(os.environ.get("PANDA_ALARM_STORAGE_FULL_SHARE", 0.9)),
     "CELERY_BACKLOG": int(os.environ.get("PANDA_ALARM_CELERY_BACKLOG", 1000)),
+    # Data flow: subscriptions stuck this long (per site); channels failing this share of at least
+    # this many attempts over the last hours.
+    "SUBSCRIPTION_STUCK_MINUTES": int(os.environ.get("PANDA_ALARM_SUBSCRIPTION_STUCK_MINUTES", 30)),
+    "CHANNEL_WINDOW_HOURS": int(os.environ.get("PANDA_ALARM_CHANNEL_WINDOW_HOURS", 2)),
+    "CHANNEL_MIN_ATTEMPTS": int(os.environ.get("PANDA_ALARM_CHANNEL_MIN_ATTEMPTS", 20)),
+    "CHANNEL_FAILED_SHARE": float(os.environ.get("PANDA_ALARM_CHANNEL_FAILED_SHARE", 0.5)),
     # An alarm is mailed when raised, then at most once per quiet period while it stays live.
     "QUIET_MINUTES": int(os.environ.get("PANDA_ALARM_QUIET_MINUTES", 60)),
     # The header's open-alarm counts are recounted at most this often per web process.
@@ -305,6 +311,8 @@ CELERY_BEAT_SCHEDULE = {
     "check-storage-consistency": {"task": "datasets.check_storage_consistency", "schedule": timedelta(days=1)},
     "measure-storage-space": {"task": "sites.measure_storage_space", "schedule": timedelta(minutes=10)},
     "clean-dispatch-datasets": {"task": "jobs.clean_dispatch_datasets", "schedule": timedelta(minutes=10)},
+    "tasks-roll-up": {"task": "tasks.roll_up", "schedule": timedelta(seconds=30)},
+    "tasks-follow-input": {"task": "tasks.follow_input", "schedule": timedelta(minutes=10)},
     "quotas-fold-job-events": {"task": "quotas.fold_job_events", "schedule": timedelta(seconds=30)},
     "quotas-apply-running-limits": {"task": "quotas.apply_running_limits", "schedule": timedelta(minutes=1)},
     "quotas-reconcile": {"task": "quotas.reconcile", "schedule": timedelta(hours=1)},
@@ -313,6 +321,10 @@ CELERY_BEAT_SCHEDULE = {
     "alarms-evaluate-rules": {"task": "alarms.evaluate_rules", "schedule": timedelta(minutes=5)},
     "alarms-snapshot-jobs": {
         "task": "alarms.snapshot_jobs",
+        "schedule": timedelta(seconds=PANDA["HISTORY_INTERVAL_SECONDS"]),
+    },
+    "alarms-snapshot-dataflow": {
+        "task": "alarms.snapshot_dataflow",
         "schedule": timedelta(seconds=PANDA["HISTORY_INTERVAL_SECONDS"]),
     },
 }

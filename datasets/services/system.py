@@ -17,7 +17,7 @@ from ..choices import DatasetKind, DatasetState, VersionState
 from ..models import ContainerMember, Dataset, DatasetVersion, File
 from ..naming import is_valid_name, parse
 from .bulk_sql import insert_memberships
-from .catalog import append_files, clean_files
+from .catalog import _close_latest_version, append_files, clean_files
 
 
 def _new(name, kind, owner, *, state=DatasetState.OPEN, n_files=0, size=0):
@@ -70,3 +70,18 @@ def register_outputs(dataset, specs):
         raise Conflict(f"destination dataset {dataset.name} is {dataset.state}; outputs cannot be added")
     append_files(dataset, clean_files(specs))
     return dict(File.objects.filter(lfn__in=[spec["lfn"] for spec in specs]).values_list("lfn", "pk"))
+
+
+def close_datasets(dataset_ids):
+    """Close open datasets (their latest version too): a finished task's outputs take no more files."""
+    for dataset in Dataset.objects.filter(pk__in=list(dataset_ids), state=DatasetState.OPEN):
+        _close_latest_version(dataset)
+        dataset.state = DatasetState.CLOSED
+        dataset.save(update_fields=["state", "modified_at"])
+
+
+def reopen_container(name):
+    """A task that gets new input after it ended writes into its output container again."""
+    Dataset.objects.filter(name=name, kind=DatasetKind.CONTAINER, state=DatasetState.CLOSED).update(
+        state=DatasetState.OPEN
+    )
