@@ -29,21 +29,20 @@ def _members(names):
 
 def descendants(container_ids):
     """Every dataset reachable from these containers (breadth first, one query per level)."""
-    seen, frontier = set(), set(container_ids)
-    while frontier:
-        children = set(ContainerMember.objects.filter(container_id__in=frontier).values_list("member_id", flat=True))
-        frontier = children - seen
-        seen |= children
-    return seen
+    return _reachable(container_ids, start="container_id", step="member_id")
 
 
 def ancestors(dataset_ids):
     """Every container holding these datasets, directly or through other containers."""
-    seen, frontier = set(), set(dataset_ids)
+    return _reachable(dataset_ids, start="member_id", step="container_id")
+
+
+def _reachable(ids, *, start, step):
+    seen, frontier = set(), set(ids)
     while frontier:
-        parents = set(ContainerMember.objects.filter(member_id__in=frontier).values_list("container_id", flat=True))
-        frontier = parents - seen
-        seen |= parents
+        found = set(ContainerMember.objects.filter(**{f"{start}__in": frontier}).values_list(step, flat=True))
+        frontier = found - seen
+        seen |= found
     return seen
 
 
