@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from .models import Alarm, AlarmSubscription, JobCountSnapshot, NotificationPreference, SentNotification
+from .models import (
+    Alarm,
+    AlarmSubscription,
+    JobCountSnapshot,
+    NotificationPreference,
+    SentNotification,
+    StorageSnapshot,
+    TransferChannelSnapshot,
+    TransferQueueSnapshot,
+)
 
 
 @admin.register(NotificationPreference)
@@ -46,3 +55,37 @@ class JobCountSnapshotAdmin(admin.ModelAdmin):
     readonly_fields = ["taken_at", "site", "status", "n"]
     date_hierarchy = "taken_at"
     show_full_result_count = False
+
+
+class SnapshotAdmin(admin.ModelAdmin):
+    """Written by the history snapshots; read-only here."""
+
+    date_hierarchy = "taken_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(TransferChannelSnapshot)
+class TransferChannelSnapshotAdmin(SnapshotAdmin):
+    list_display = ["taken_at", "source", "destination", "files_done", "files_failed", "bytes_done"]
+    list_select_related = ["source", "destination"]
+    search_fields = ["source__name", "destination__name"]
+
+
+@admin.register(TransferQueueSnapshot)
+class TransferQueueSnapshotAdmin(SnapshotAdmin):
+    list_display = ["taken_at", "destination", "queued", "submitted"]
+    list_select_related = ["destination"]
+    search_fields = ["destination__name"]
+
+
+@admin.register(StorageSnapshot)
+class StorageSnapshotAdmin(SnapshotAdmin):
+    list_display = ["taken_at", "site", "used_bytes", "free_bytes", "total_bytes", "catalog_bytes", "reported_at"]
+    list_select_related = ["site"]
+    search_fields = ["site__name"]

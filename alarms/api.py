@@ -10,6 +10,7 @@ from pandamon import roles
 from pandamon.api import KeysetPagination
 from pandamon.errors import PermissionDenied
 
+from .categories import categories, category_help
 from .choices import Severity, SubjectKind
 from .filters import AlarmFilterSet
 from .models import Alarm
@@ -18,10 +19,21 @@ from .services import alarms
 
 class AlarmSerializer(serializers.ModelSerializer):
     acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    category_help = serializers.SerializerMethodField(help_text="What alarms of this category mean.")
 
     class Meta:
         model = Alarm
         exclude = ["notified_at"]
+
+    def get_category_help(self, alarm) -> str:
+        return category_help(alarm.category)
+
+
+class CategorySerializer(serializers.Serializer):
+    category = serializers.CharField()
+    rule = serializers.CharField(help_text="The rule in alarms/rules.py that raises it.")
+    subject_kind = serializers.ChoiceField(choices=SubjectKind.choices)
+    help = serializers.CharField(help_text="What it means, with the thresholds in force.")
 
 
 class RaiseSerializer(serializers.Serializer):
@@ -56,6 +68,12 @@ class AlarmViewSet(viewsets.ReadOnlyModelViewSet):
         incoming.is_valid(raise_exception=True)
         alarm = alarms.raise_alarm(alarms.Finding(**incoming.validated_data), source=f"api:{request.user.username}")
         return Response(AlarmSerializer(alarm).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: CategorySerializer(many=True)})
+    @action(detail=False, methods=["get"], pagination_class=None, filterset_class=None)
+    def categories(self, request):
+        """The categories the rules raise, what each means and its thresholds (probes may add others)."""
+        return Response(CategorySerializer(categories(), many=True).data)
 
     @extend_schema(request=None, responses={200: AlarmSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])

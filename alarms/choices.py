@@ -22,3 +22,12 @@ class SubjectKind(models.TextChoices):
     TASK = "task"
     DATASET = "dataset"
     SERVICE = "service"
+    CHANNEL = "channel", "channel: transfers from a source site to a destination site (subject SOURCE->DEST)"
+
+
+CHANNEL_ARROW = "->"
+
+
+def channel_subject(source, destination):
+    """The subject of a channel alarm: `BNL->MWT2`."""
+    return f"{source}{CHANNEL_ARROW}{destination}"

@@ -87,7 +87,11 @@ class AlarmSubscription(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alarm_subscriptions")
     category = models.CharField(max_length=60, blank=True)
-    site = models.CharField(max_length=64, blank=True, help_text="A site name; empty = every subject.")
+    site = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="A site name: its alarms and those of transfer channels from or to it; empty = every subject.",
+    )
     min_severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
 
     def __str__(self):
@@ -113,3 +117,80 @@ class JobCountSnapshot(models.Model):
 
     def __str__(self):
         return f"{self.taken_at:%Y-%m-%d %H:%M} {self.site_id or 'all'} {self.status}={self.n}"
+
+
+class TransferChannelSnapshot(models.Model):
+    """Operations history: at `taken_at`, the transfers of a channel (source -> destination) since the
+    previous snapshot; source and destination empty = every channel. Taken with the jobs snapshots'
+    interval, kept as long.
+
+    Counted from the hourly TransferChannelStat rows: `hour_*` keep what the channel's row of the
+    snapshot's hour held when it was read, so the next snapshot counts only what came after."""
+
+    taken_at = models.DateTimeField()
+    source = models.ForeignKey(
+        "sites.Site", null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    destination = models.ForeignKey(
+        "sites.Site", null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    files_done = models.PositiveIntegerField(default=0)
+    files_failed = models.PositiveIntegerField(default=0, help_text="Failed attempts.")
+    bytes_done = models.BigIntegerField(default=0)
+    hour_files_done = models.PositiveIntegerField(default=0)
+    hour_files_failed = models.PositiveIntegerField(default=0)
+    hour_bytes_done = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["destination", "taken_at"], name="transfersnap_destination_time"),
+            models.Index(fields=["source", "taken_at"], name="transfersnap_source_time"),
+            models.Index(fields=["taken_at"], name="transfersnap_time"),
+        ]
+
+    def __str__(self):
+        channel = f"{self.source_id}->{self.destination_id}" if self.destination_id else "all channels"
+        return f"{self.taken_at:%Y-%m-%d %H:%M} {channel}: {self.files_done} done, {self.files_failed} failed"
+
+
+class TransferQueueSnapshot(models.Model):
+    """Operations history: at `taken_at`, transfer requests to a destination (empty = all) queued and
+    in flight (submitted to an agent)."""
+
+    taken_at = models.DateTimeField()
+    destination = models.ForeignKey(
+        "sites.Site", null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    queued = models.PositiveIntegerField(default=0)
+    submitted = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["destination", "taken_at"], name="queuesnap_destination_time"),
+            models.Index(fields=["taken_at"], name="queuesnap_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.taken_at:%Y-%m-%d %H:%M} to {self.destination_id or 'all'}: {self.queued} queued"
+
+
+class StorageSnapshot(models.Model):
+    """Operations history: at `taken_at`, a site's storage (empty = the sum over sites): its last space
+    report (null when it never reported) and the bytes of its replicas in the catalog."""
+
+    taken_at = models.DateTimeField()
+    site = models.ForeignKey("sites.Site", null=True, blank=True, on_delete=models.CASCADE, db_index=False)
+    used_bytes = models.BigIntegerField(null=True, blank=True)
+    free_bytes = models.BigIntegerField(null=True, blank=True)
+    total_bytes = models.BigIntegerField(null=True, blank=True)
+    reported_at = models.DateTimeField(null=True, blank=True, help_text="When the space report was made.")
+    catalog_bytes = models.BigIntegerField(default=0, help_text="Bytes of the site's dataset replicas.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["site", "taken_at"], name="storagesnap_site_time"),
+            models.Index(fields=["taken_at"], name="storagesnap_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.taken_at:%Y-%m-%d %H:%M} {self.site_id or 'all'}: {self.used_bytes} used"

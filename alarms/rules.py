@@ -2,7 +2,8 @@
 
 `evaluate()` raises an alarm per finding and resolves the rule's earlier alarms whose
 condition has cleared. Thresholds come from settings.PANDA_ALARMS. Every rule is one or two
-GROUP BY queries over indexed, bounded sets (the live working set, the last hour)."""
+GROUP BY queries over indexed, bounded sets (the live working set, the last hours, one row per site).
+alarms/categories.py says what each category means."""
 
 from datetime import timedelta
 
@@ -11,15 +12,16 @@ from django.db.models import Avg, Count, F, Q, Sum
 from django.utils import timezone
 from kombu.exceptions import ChannelError, OperationalError
 
-from datasets.models import DatasetReplica
+from datasets.choices import Activity, SubscriptionState
+from datasets.models import DatasetReplica, Subscription, TransferChannelStat
 from jobs.choices import JobStatus
 from jobs.models import Job
 from pandamon.models import WorkerRun
 from pandamon.workers import allowed_silence, latest_runs, periodic_workers
-from sites.models import Site
+from sites.models import Site, StorageSpace
 from sites.selectors import pilots_silent
 
-from .choices import Severity, SubjectKind
+from .choices import Severity, SubjectKind, channel_subject
 from .services.alarms import Finding, raise_alarm, resolve_cleared
 
 LONG_RUNNING_SHOWN = 100
@@ -133,18 +135,89 @@ def workers_not_running(now):
 
 
 def storage_nearly_full(now):
-    """Sites whose catalogued replicas fill most of their declared storage capacity."""
+    """Sites whose storage is nearly full: by their last space report (used / total) when there is one,
+    else by the catalogued replicas against the declared capacity."""
     share = threshold("STORAGE_FULL_SHARE")
-    sites = {site.pk: site for site in Site.objects.filter(storage_capacity_gb__gt=0)}
+    findings, reported = [], set()
+    for space in StorageSpace.objects.filter(total_bytes__gt=0).select_related("site"):
+        reported.add(space.site_id)
+        used, total = space.used_bytes, space.total_bytes
+        if used >= share * total:
+            severity = Severity.CRITICAL if used >= total or space.free_bytes == 0 else Severity.WARNING
+            findings.append(Finding("site-storage-full", severity, SubjectKind.SITE, space.site.name,
+                                    f"storage {100 * used / total:.0f}% full ({used / 1e9:,.1f} of {total / 1e9:,.1f} "
+                                    f"GB used, {space.free_bytes / 1e9:,.1f} GB free): space report by "
+                                    f"{space.reported_by} at {space.reported_at:%Y-%m-%d %H:%M} UTC"))  # fmt: skip
+    sites = {site.pk: site for site in Site.objects.filter(storage_capacity_gb__gt=0).exclude(pk__in=reported)}
     used = DatasetReplica.objects.filter(site_id__in=sites).values_list("site_id").annotate(total=Sum("bytes_present"))
-    findings = []
     for site_id, total in used.order_by():
         capacity = sites[site_id].storage_capacity_gb * 10**9
         if total and total >= share * capacity:
             findings.append(Finding("site-storage-full", Severity.WARNING if total < capacity else Severity.CRITICAL,
                                     SubjectKind.SITE, sites[site_id].name,
                                     f"storage {100 * total / capacity:.0f}% full ({total / 1e9:,.1f} of "
-                                    f"{sites[site_id].storage_capacity_gb:,} GB)"))  # fmt: skip
+                                    f"{sites[site_id].storage_capacity_gb:,} GB): the catalog's replicas against "
+                                    f"the declared capacity (no space report)"))  # fmt: skip
+    return findings
+
+
+def _duration(delta):
+    minutes = delta.total_seconds() / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def subscriptions_stuck(now):
+    """Per site, subscriptions stuck (a file failed every transfer attempt) for longer than the threshold."""
+    minutes = threshold("SUBSCRIPTION_STUCK_MINUTES")
+    # site IN (every site) AND state = stuck: a range of the (site, state) index per site, never the whole table.
+    stuck = Subscription.objects.filter(site_id__in=list(Site.objects.values_list("pk", flat=True)),
+                                        state=SubscriptionState.STUCK, stuck_at__lt=now - timedelta(minutes=minutes))  # fmt: skip
+    per_site = (
+        stuck.values_list("site_id")
+        .annotate(n=Count("pk"), dispatch=Count("pk", filter=Q(activity=Activity.DISPATCH)))
+        .order_by()
+    )
+    findings = []
+    for site_id, n, dispatch in per_site:
+        oldest = stuck.filter(site_id=site_id).select_related("site", "dataset").order_by("stuck_at", "pk").first()
+        if oldest is None:  # unstuck between the two queries
+            continue
+        blocking = f", {dispatch} of them PanDA dispatch blocks (jobs wait)" if dispatch else ""
+        findings.append(Finding("subscriptions-stuck", Severity.CRITICAL if dispatch else Severity.WARNING,
+                                SubjectKind.SITE, oldest.site.name,
+                                f"{n} subscription(s) stuck for more than {minutes} min{blocking}; longest: "
+                                f"{oldest.dataset.name} for {_duration(now - oldest.stuck_at)} (since "
+                                f"{oldest.stuck_at:%Y-%m-%d %H:%M} UTC): {oldest.reason or 'no reason recorded'}"))  # fmt: skip
+    return findings
+
+
+def channel_failure_rate(now):
+    """Channels (source -> destination) where most transfer attempts of the last hours failed."""
+    hours, min_attempts, share = (threshold(name) for name in
+                                  ("CHANNEL_WINDOW_HOURS", "CHANNEL_MIN_ATTEMPTS", "CHANNEL_FAILED_SHARE"))  # fmt: skip
+    start = (now - timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
+    # A range of the unique (hour, source, destination) index: a few rows per active channel.
+    rows = (
+        TransferChannelStat.objects.filter(hour__gte=start)
+        .order_by("hour")
+        .values_list("source__name", "destination__name", "files_done", "files_failed", "last_error")
+    )
+    channels = {}
+    for source, destination, done, failed, error in rows:
+        channel = channels.setdefault((source, destination), {"done": 0, "failed": 0, "error": ""})
+        channel["done"] += done
+        channel["failed"] += failed
+        channel["error"] = error or channel["error"]  # the latest hour's error
+    findings = []
+    for (source, destination), channel in sorted(channels.items()):
+        attempts = channel["done"] + channel["failed"]
+        if attempts < min_attempts or channel["failed"] < share * attempts:
+            continue
+        findings.append(Finding("channel-failures", Severity.WARNING if channel["done"] else Severity.CRITICAL,
+                                SubjectKind.CHANNEL, channel_subject(source, destination),
+                                f"{channel['failed']} of {attempts} transfer attempts from {source} to {destination} "
+                                f"failed since {start:%Y-%m-%d %H:%M} UTC; last error: "
+                                f"{channel['error'] or 'none recorded'}"))  # fmt: skip
     return findings
 
 
@@ -168,14 +241,14 @@ def celery_backlog(now):
 
 
 RULES = (site_without_pilots, jobs_waiting_too_long, failure_surge, long_running_jobs, workers_not_running,
-         storage_nearly_full, celery_backlog)  # fmt: skip
+         storage_nearly_full, subscriptions_stuck, channel_failure_rate, celery_backlog)  # fmt: skip
 
 
-def evaluate(now=None):
-    """Run every rule: raise what fires, resolve what cleared. Returns {rule: alarms firing}."""
+def evaluate(now=None, rules=RULES):
+    """Run the rules (every rule by default): raise what fires, resolve what cleared. Returns {rule: alarms firing}."""
     now = now or timezone.now()
     outcome = {}
-    for rule in RULES:
+    for rule in rules:
         source = f"rule:{rule.__name__}"
         findings = rule(now)
         for finding in findings:

@@ -25,3 +25,9 @@ def evaluate_rules():
 def snapshot_jobs():
     with recorded_run(snapshot_jobs.name) as counts:
         counts["rows"] = history.take_snapshot()
+
+
+@shared_task(name="alarms.snapshot_dataflow")
+def snapshot_dataflow():
+    with recorded_run(snapshot_dataflow.name) as counts:
+        counts.update(history.take_dataflow_snapshot())

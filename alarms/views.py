@@ -1,5 +1,7 @@
 """The alarm panel and the notification preferences page."""
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect
@@ -9,7 +11,8 @@ from pandamon import roles
 from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.pages import error_page, list_page, render_page
 
-from .choices import AlarmState, Severity
+from .categories import categories, category_help
+from .choices import CHANNEL_ARROW, AlarmState, Severity, SubjectKind
 from .filters import AlarmFilterSet
 from .models import Alarm, NotificationPreference, SentNotification
 from .services import alarms
@@ -24,16 +27,23 @@ def alarm_panel(request):
     return list_page(
         request, "alarms/alarm_panel.html", filterset_class=AlarmFilterSet, queryset=Alarm.objects.all(),
         columns=ALARM_COLUMNS, decorate=_with_subject_links,
-        context={"noun": "alarm", "may_handle": may_handle, "states": AlarmState, "severities": Severity},
+        context={"noun": "alarm", "may_handle": may_handle, "states": AlarmState, "severities": Severity,
+                 "categories": categories()},
     )  # fmt: skip
 
 
 def _with_subject_links(rows):
     for row in rows:
-        kind, subject = row["subject_kind"], row["subject"]
-        row["subject_url"] = {"site": f"/sites/{subject}/", "job": f"/jobs/{subject}/",
-                              "dataset": f"/datasets/{subject}/"}.get(kind)  # fmt: skip
+        row["subject_url"] = _subject_url(row["subject_kind"], row["subject"])
+        row["category_help"] = category_help(row["category"])
     return rows
+
+
+def _subject_url(kind, subject):
+    if kind == SubjectKind.CHANNEL:  # the channel's hours, totals, last error and throughput plot
+        source, _, destination = subject.partition(CHANNEL_ARROW)
+        return "/transfers/channels/?" + urlencode({"source": source, "destination": destination})
+    return {"site": f"/sites/{subject}/", "job": f"/jobs/{subject}/", "dataset": f"/datasets/{subject}/"}.get(kind)
 
 
 @require_POST

@@ -217,7 +217,11 @@ class Subscription(models.Model):
     reason = models.CharField(max_length=500, blank=True, help_text="Why it is stuck or suspended.")
     needs_evaluation = models.BooleanField(default=True, help_text="Set by catalog changes; cleared by the agent.")
     evaluated_at = models.DateTimeField(null=True, blank=True)
-    stuck_at = models.DateTimeField(null=True, blank=True)
+    stuck_at = models.DateTimeField(
+        null=True, blank=True, help_text="First time stuck in the current streak (kept through repairs)."
+    )
+    stuck_count = models.PositiveIntegerField(default=0, help_text="How many times it got stuck.")
+    repaired_at = models.DateTimeField(null=True, blank=True, help_text="Last time its failed transfers were requeued.")
     done_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)

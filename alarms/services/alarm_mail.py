@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from ..choices import SEVERITY_RANK, AlarmState, SubjectKind
+from ..choices import CHANNEL_ARROW, SEVERITY_RANK, AlarmState, SubjectKind
 from ..models import Alarm, AlarmSubscription
 
 
@@ -37,9 +37,18 @@ def mail_alarms(now=None):
 def wants(subscription, alarm):
     if subscription.category and subscription.category != alarm.category:
         return False
-    if subscription.site and not (alarm.subject_kind == SubjectKind.SITE and alarm.subject == subscription.site):
+    if subscription.site and subscription.site not in _sites_of(alarm):
         return False
     return SEVERITY_RANK[alarm.severity] >= SEVERITY_RANK[subscription.min_severity]
+
+
+def _sites_of(alarm):
+    """The sites an alarm is about: its site, or both ends of its channel."""
+    if alarm.subject_kind == SubjectKind.SITE:
+        return {alarm.subject}
+    if alarm.subject_kind == SubjectKind.CHANNEL:
+        return set(alarm.subject.split(CHANNEL_ARROW, 1))
+    return set()
 
 
 def _mails(due):

@@ -34,7 +34,7 @@ def note_replicas_grew(site, dataset_ids, now=None):
     complete = list(newly.values())
     Subscription.objects.filter(site=site, dataset_id__in=complete).exclude(
         state__in=(SubscriptionState.SUSPENDED, SubscriptionState.DONE)
-    ).update(state=SubscriptionState.DONE, done_at=now, reason="", stuck_at=None, modified_at=now)
+    ).update(state=SubscriptionState.DONE, done_at=now, reason="", stuck_at=None, repaired_at=None, modified_at=now)
     # A container's subscription is done when all its datasets are: the agent decides on its next pass.
     flag_subscriptions(containers.ancestors(complete), site=site)
     callbacks.fire_waiting(site, complete, now)

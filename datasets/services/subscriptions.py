@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from pandamon import roles
@@ -111,7 +111,7 @@ def resume_subscription(*, user, pk):
     subscription = _owned_subscription(user, pk)
     _requeue_failed(subscription)
     Subscription.objects.filter(pk=pk).update(
-        state=S.ACTIVE, reason="", stuck_at=None, needs_evaluation=True, modified_at=timezone.now()
+        state=S.ACTIVE, reason="", stuck_at=None, repaired_at=None, needs_evaluation=True, modified_at=timezone.now()
     )
     subscription.refresh_from_db()
     transaction.on_commit(_queue_evaluation)
@@ -203,14 +203,19 @@ def _evaluate(subscription, now):
     if missing:
         _queue(subscription, missing, now)
     state, reason, stuck_at = _state_after(subscription, [pk for pk, _ in missing], now)
+    newly_stuck = state == S.STUCK and subscription.state != S.STUCK
     Subscription.objects.filter(pk=subscription.pk).update(
         state=state, reason=reason[:500], stuck_at=stuck_at, needs_evaluation=False, evaluated_at=now, modified_at=now,
         done_at=subscription.done_at if state != S.DONE else (subscription.done_at or now),
+        stuck_count=F("stuck_count") + (1 if newly_stuck else 0),
+        repaired_at=None if state == S.DONE else subscription.repaired_at,
     )  # fmt: skip
     return len(missing), state
 
 
 def _state_after(subscription, missing_ids, now):
+    """(state, reason, stuck_at): stuck_at keeps the first time of a streak of failures through repairs
+    (so the stuck time and the alarm do not restart at each repair) and is cleared once done."""
     if not missing_ids:
         return S.DONE, "", None
     failed = (
@@ -222,7 +227,7 @@ def _state_after(subscription, missing_ids, now):
     )
     first = failed.first()
     if first is None:
-        return S.ACTIVE, "", None
+        return S.ACTIVE, "", subscription.stuck_at
     n = failed.count()
     reason = f"{n} file(s) failed every transfer attempt; latest: {first.file.lfn}: {first.error}"
     return S.STUCK, reason, subscription.stuck_at or now
@@ -262,11 +267,12 @@ def _repair_stuck(now):
     """Queue again the failed transfers of subscriptions stuck for longer than the repair delay."""
     before = now - timedelta(seconds=settings.PANDA["SUBSCRIPTION_REPAIR_SECONDS"])
     repaired = 0
+    due = Q(repaired_at__isnull=True, stuck_at__lt=before) | Q(repaired_at__lt=before)
     with transaction.atomic():
-        stuck = Subscription.objects.select_for_update(skip_locked=True).filter(state=S.STUCK, stuck_at__lt=before)
+        stuck = Subscription.objects.select_for_update(skip_locked=True).filter(due, state=S.STUCK)
         for subscription in stuck.select_related("dataset", "site")[:100]:
             _requeue_failed(subscription)
-            Subscription.objects.filter(pk=subscription.pk).update(needs_evaluation=True, stuck_at=now)
+            Subscription.objects.filter(pk=subscription.pk).update(needs_evaluation=True, repaired_at=now)
             repaired += 1
     return repaired
 
@@ -289,6 +295,7 @@ def stick_subscriptions(site, file_ids, now):
     wanting = Subscription.objects.filter(site=site, dataset_id__in=dataset_ids | ancestors(dataset_ids)).exclude(
         state=S.SUSPENDED
     )
-    # stuck_at keeps the first time: re-sticking must not restart the repair clock.
+    # stuck_at keeps the first time of the streak; the count says how often it got stuck.
     wanting.filter(stuck_at__isnull=True).update(stuck_at=now)
+    wanting.exclude(state=S.STUCK).update(stuck_count=F("stuck_count") + 1)
     wanting.update(needs_evaluation=True, state=S.STUCK, modified_at=now)

@@ -190,7 +190,9 @@ def test_storage_nearly_full():
         DatasetReplica.objects.create(dataset=dataset, site=site, files_present=1, bytes_present=9_500_000_000)
     [finding] = rules.storage_nearly_full(timezone.now())
     assert (finding.subject, finding.severity) == ("FULL", "warning")
-    assert finding.message == "storage 95% full (9.5 of 10 GB)"
+    assert finding.message == (
+        "storage 95% full (9.5 of 10 GB): the catalog's replicas against the declared capacity (no space report)"
+    )
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")  # publishing without running is the point

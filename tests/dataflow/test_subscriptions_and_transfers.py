@@ -183,3 +183,29 @@ def test_adler32_of_written_file_is_the_catalogs(grid):
     copied = Path(deterministic_pfn(grid.fzk, lfn)).read_bytes()
     assert zlib.adler32(copied) == zlib.adler32(data)
     assert Subscription.objects.get(site=grid.fzk).state == SubscriptionState.DONE
+
+
+def test_a_stuck_subscription_keeps_its_first_stuck_time_through_repairs_and_counts_them(grid, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.PANDA = {**settings.PANDA, "SUBSCRIPTION_REPAIR_SECONDS": 60}
+    files = contents("EVNT.01", 1)
+    grid.dataset(EVGEN, grid.bnl, files)
+    Path(deterministic_pfn(grid.bnl, next(iter(files)))).unlink()
+    subscription = subscriptions.create_subscription(user=grid.operator, name=EVGEN, site_name="MWT2")
+    run_agents(rounds=settings.PANDA["TRANSFER_MAX_ATTEMPTS"] + 2)
+    subscription.refresh_from_db()
+    first_stuck = subscription.stuck_at
+    assert (subscription.state, subscription.stuck_count) == (SubscriptionState.STUCK, 1)
+    Subscription.objects.filter(pk=subscription.pk).update(stuck_at=first_stuck - timedelta(minutes=5))
+    assert evaluate_subscriptions()["repaired"] == 1  # failed transfers queued again
+    assert evaluate_subscriptions()["repaired"] == 0  # not again before the repair delay
+    subscription.refresh_from_db()
+    assert subscription.state == SubscriptionState.ACTIVE and subscription.stuck_at == first_stuck - timedelta(minutes=5)
+    run_agents(rounds=settings.PANDA["TRANSFER_MAX_ATTEMPTS"] + 2)
+    subscription.refresh_from_db()
+    assert (subscription.state, subscription.stuck_count) == (SubscriptionState.STUCK, 2)
+    assert subscription.stuck_at == first_stuck - timedelta(minutes=5)
+    assert subscription.repaired_at is not None and subscription.repaired_at <= timezone.now()
