@@ -10,7 +10,8 @@ import re
 
 import django_filters as filters
 from django import forms
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -252,10 +253,11 @@ class TransferRequestFilterSet(GrammarFilterSet):
     activity = ChoiceFilter(choices=Activity.choices)
     lfn = NameFilter(field_name="file__lfn", help_text="LFN or pattern with * wildcards.")
     dataset = MethodNameFilter(method="filter_dataset", help_text="Files of a dataset (name or pattern).")
+    tool = TextFilter(help_text="The tool that moved it (local, http); Not specified while none has.")
 
     window_field = "requested_at"  # no default window: queued requests stay visible however old
     deep_params = ("id", "lfn")
-    facet_fields = ("state", "destination", "source", "activity")
+    facet_fields = ("state", "destination", "source", "activity", "tool")
     sort_keys = {"id": ("id",)}
     default_sort = "-id"
 
@@ -323,3 +325,64 @@ class ConsistencyCheckFilterSet(GrammarFilterSet):
     class Meta:
         model = ConsistencyCheck
         fields = []
+
+
+# --- The portal's data-flow pages ----------------------------------------------------------------
+# The same filters as the API's FilterSets; only the window differs: a page shows the work in a live state
+# whatever its age and the rows that ended in the window (default: the last day or week), like the jobs
+# dashboard, so its attribute summary counts a bounded selection.
+
+
+class LiveRowsWindow:
+    """A window on when rows ended that keeps every row in a live state while the window reaches now.
+
+    The live arms are separate `state = X` terms, so PostgreSQL can answer each from a (partial) index on
+    the state and OR the bitmaps with the ended-at index scan."""
+
+    live_states = ()
+
+    def window_q(self):
+        window = self.window
+        condition = window.q()
+        if window.start is None and window.end is None:
+            return condition
+        if window.end is None or window.end > timezone.now():
+            for state in self.live_states:
+                condition |= Q(state=state)
+        return condition
+
+
+class SubscriptionPageFilterSet(LiveRowsWindow, SubscriptionFilterSet):
+    """/subscriptions/: active, stuck and suspended subscriptions whatever their age, done ones by done_at."""
+
+    window_field = "done_at"
+    default_hours = 7 * 24
+    deep_params = ("id", "dataset")  # a dataset named exactly: every subscription to it
+    live_states = (SubscriptionState.ACTIVE, SubscriptionState.STUCK, SubscriptionState.SUSPENDED)
+
+
+class TransferPageFilterSet(LiveRowsWindow, TransferRequestFilterSet):
+    """/transfers/: queued and submitted requests whatever their age, done and failed ones by finished_at."""
+
+    window_field = "finished_at"
+    default_hours = 24
+    deep_params = ("id", "lfn", "dataset")  # a file or a dataset named exactly: all of its transfers
+    live_states = (TransferState.QUEUED, TransferState.SUBMITTED)
+
+
+THROUGHPUT_MEASURES = ("bytes", "files", "failures")
+THROUGHPUT_SPLITS = ("destination", "source", "channel")
+
+
+class ChannelPageFilterSet(TransferChannelFilterSet):
+    """/transfers/channels/: the hourly channel rows of the window, and how the throughput plot is drawn."""
+
+    # One value each (no grammar): they choose how the plot is drawn, not which rows count.
+    measure = filters.ChoiceFilter(method="no_filter", choices=[(m, m) for m in THROUGHPUT_MEASURES],
+                                   help_text="The plot: bytes (per second), files or failures (per hour).")  # fmt: skip
+    split = filters.ChoiceFilter(method="no_filter", choices=[(s, s) for s in THROUGHPUT_SPLITS],
+                                 help_text="The plot's stacks: by destination, source or channel.")  # fmt: skip
+    extra_params = ()
+
+    def no_filter(self, queryset, name, value):
+        return queryset

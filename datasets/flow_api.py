@@ -8,7 +8,6 @@ public), except callbacks (a user sees their own; their URLs are their business)
 keysets, newest first.
 """
 
-from django.db.models import Count, Max, OuterRef, Subquery, Sum
 from django_filters.utils import translate_validation
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
@@ -19,7 +18,7 @@ from rest_framework.response import Response
 from pandamon import roles
 from pandamon.api import KeysetPagination
 
-from .choices import Activity, DatasetKind, SubscriptionState, TransferState
+from .choices import Activity, DatasetKind, SubscriptionState
 from .filters import (
     ConsistencyCheckFilterSet,
     ReplicaCallbackFilterSet,
@@ -27,14 +26,8 @@ from .filters import (
     TransferChannelFilterSet,
     TransferRequestFilterSet,
 )
-from .models import (
-    ConsistencyCheck,
-    DatasetReplica,
-    ReplicaCallback,
-    Subscription,
-    TransferChannelStat,
-    TransferRequest,
-)
+from .models import ConsistencyCheck, ReplicaCallback, Subscription, TransferChannelStat, TransferRequest
+from .selectors import channel_totals, rate, subscription_rows, subscription_transfer_counts
 from .services import callbacks, subscriptions
 
 ID_IN_URL = r"\d+"
@@ -53,81 +46,6 @@ def sees_every_callback(user):
 
 class IdPagination(KeysetPagination):
     ordering = "-id"
-
-
-# --- Reads (querysets the list and the detail share) ------------------------------------------
-
-
-def subscription_rows():
-    """Subscriptions with their dataset and site, and what the site holds of the dataset (subqueries on the
-    dataset replica's unique (dataset, site) index: the location catalog keeps those counts up to date)."""
-    replica = DatasetReplica.objects.filter(dataset_id=OuterRef("dataset_id"), site_id=OuterRef("site_id"))
-    return Subscription.objects.select_related("dataset", "site").annotate(
-        files_present=Subquery(replica.values("files_present")[:1]),
-        bytes_present=Subquery(replica.values("bytes_present")[:1]),
-    )
-
-
-def subscription_transfer_counts(subscription):
-    """{state: n} of the transfers of the subscribed dataset's files to the site (None for a container,
-    whose files are those of its members)."""
-    if subscription.dataset.kind == DatasetKind.CONTAINER:
-        return None
-    rows = (
-        TransferRequest.objects.filter(
-            destination_id=subscription.site_id, file__memberships__dataset_id=subscription.dataset_id
-        )
-        .values("state")
-        .annotate(n=Count("id"))
-    )
-    counts = {state: 0 for state in TransferState.values}
-    counts.update({row["state"]: row["n"] for row in rows})
-    return counts
-
-
-def channel_totals(stats):
-    """Per-channel totals of hour rows (already filtered to a window), by source then destination."""
-    totals = list(
-        stats.order_by()
-        .values("source_id", "destination_id", "source__name", "destination__name")
-        .annotate(
-            files_done=Sum("files_done"),
-            bytes_done=Sum("bytes_done"),
-            files_failed=Sum("files_failed"),
-            seconds=Sum("seconds"),
-            hours=Count("id"),
-            last_hour=Max("hour"),
-        )
-        .order_by("source__name", "destination__name")
-    )
-    last_error = {}
-    errors = stats.exclude(last_error="").order_by("-hour").values_list("source_id", "destination_id", "last_error")
-    for source_id, destination_id, error in errors:
-        last_error.setdefault((source_id, destination_id), error)
-    return [
-        {
-            "source": row["source__name"],
-            "destination": row["destination__name"],
-            "files_done": row["files_done"],
-            "bytes_done": row["bytes_done"],
-            "files_failed": row["files_failed"],
-            "seconds": row["seconds"],
-            "bytes_per_second": _rate(row["bytes_done"], row["seconds"]),
-            "failure_fraction": _fraction(row["files_failed"], row["files_done"] + row["files_failed"]),
-            "hours": row["hours"],
-            "last_hour": row["last_hour"],
-            "last_error": last_error.get((row["source_id"], row["destination_id"]), ""),
-        }
-        for row in totals
-    ]
-
-
-def _rate(size, seconds):
-    return round(size / seconds, 1) if seconds else None
-
-
-def _fraction(part, whole):
-    return round(part / whole, 4) if whole else None
 
 
 # --- Subscriptions ----------------------------------------------------------------------------
@@ -289,7 +207,7 @@ class ChannelStatSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
     def get_bytes_per_second(self, stat) -> float | None:
-        return _rate(stat.bytes_done, stat.seconds)
+        return rate(stat.bytes_done, stat.seconds)
 
 
 class ChannelTotalSerializer(serializers.Serializer):

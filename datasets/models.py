@@ -231,6 +231,9 @@ class Subscription(models.Model):
         constraints = [models.UniqueConstraint(fields=["dataset", "site"], name="subscription_unique")]
         indexes = [
             models.Index(fields=["site", "state"], name="subscription_site_state"),
+            # Pages: stuck / active ones whatever their age, done ones by when they were done.
+            models.Index(fields=["state", "id"], name="subscription_state"),
+            models.Index(fields=["done_at"], name="subscription_done_at"),
             # The agent's work list stays as small as the set of subscriptions with news.
             models.Index(fields=["id"], name="subscription_to_evaluate", condition=Q(needs_evaluation=True)),
         ]
@@ -249,9 +252,10 @@ class TransferRequest(models.Model):
     # Indexed by transferrequest_unique (file, destination).
     file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="transfers", db_index=False)
     destination = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="transfers_in", db_index=False)
+    # Indexed by transfer_source_finished (source, finished_at).
     source = models.ForeignKey(
         Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="transfers_out",
-        help_text="The source replica of the last attempt.",
+        help_text="The source replica of the last attempt.", db_index=False,
     )  # fmt: skip
     activity = models.CharField(max_length=12, choices=Activity.choices, default=Activity.USER)
     priority = models.PositiveSmallIntegerField(default=3)
@@ -280,6 +284,9 @@ class TransferRequest(models.Model):
             models.Index(fields=["submitted_at"], name="transfer_submitted", condition=Q(state="submitted")),
             models.Index(fields=["destination", "state"], name="transfer_destination_state"),
             models.Index(fields=["finished_at"], name="transfer_finished_at"),
+            # A site page's transfers in and out that ended in its window.
+            models.Index(fields=["destination", "finished_at"], name="transfer_destination_finished"),
+            models.Index(fields=["source", "finished_at"], name="transfer_source_finished"),
         ]
 
     def __str__(self):

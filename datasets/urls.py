@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from . import views
+from . import flow_pages, views
 
 
 class DatasetNameConverter:
@@ -24,4 +24,8 @@ urlpatterns = [
     path("datasets/<dsname:name>/", views.dataset_detail, name="dataset-page"),
     path("files/<str:lfn>/", views.file_detail, name="file-page"),
     path("blocks/", views.block_list, name="blocks-page"),
+    path("subscriptions/", flow_pages.subscription_list, name="subscriptions-page"),
+    path("subscriptions/<int:pk>/", flow_pages.subscription_detail, name="subscription-page"),
+    path("transfers/", flow_pages.transfer_list, name="transfers-page"),
+    path("transfers/channels/", flow_pages.channel_list, name="channels-page"),
 ]

@@ -4,6 +4,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from datasets.selectors import job_data_flow
 from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.pages import error_page, list_page, render_page
 
@@ -74,6 +75,7 @@ def job_detail(request, pandaid):
         "previous_attempt": previous.pandaid if previous else None,
         "next_attempts": [j.pandaid for j in following],
         "pilot_log": selectors.pilot_log(job=job),
+        "data_flow": job_data_flow(job=job, files=files),
     }
     context = {"job": job, "data": data, "files": data["files"], "history": _with_durations(history),
                "errors": errors, "previous": previous, "following": following,

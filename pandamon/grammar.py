@@ -360,7 +360,11 @@ class GrammarFilterSet(filters.FilterSet):
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)
-        return queryset.filter(self.window.q()) if self.window else queryset
+        return queryset.filter(self.window_q()) if self.window else queryset
+
+    def window_q(self):
+        """The window as a Q on the selection (a page may widen it: rows in a live state whatever their age)."""
+        return self.window.q()
 
     def facet_lookups(self):
         """[(parameter name, ORM lookup)] of the attribute summary."""

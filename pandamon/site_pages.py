@@ -9,6 +9,8 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from django.utils import timezone
 
+from datasets.choices import SubscriptionState, TransferState
+from datasets.selectors import site_subscription_counts, site_transfers
 from jobs.analysis import site_waiting_summary
 from jobs.choices import JobStatus
 from jobs.error_selectors import failures_by_code
@@ -201,6 +203,7 @@ def site_detail(request, name):
     fields = {field.name: getattr(site, field.attname) for field in site._meta.fields if field.name != "cloud"}
     summary = {**fields, "cloud": site.cloud.name}
     last_contact = activity.last_contact_at if activity else None
+    transfers, throughput = site_transfers(site_id=site.pk, window=window)
     data = {
         "site": summary,
         "window": window.as_dict(),
@@ -215,6 +218,9 @@ def site_detail(request, name):
         "failures": failures,
         "worker_nodes": nodes,
         "recent_files": files,
+        # Transfers in and out: queued/submitted whatever their age, done/failed that ended in the window.
+        "transfers": {"in": transfers["in"], "out": transfers["out"], "throughput": throughput},
+        "subscriptions_by_state": site_subscription_counts(site_id=site.pk),
     }
     context = {
         "site": site, "data": data, "window": window, "all_time_qs": urlencode(ALL_TIME),
@@ -225,6 +231,9 @@ def site_detail(request, name):
         "hours_options": WINDOW_CHOICES,
         "failures": failures, "nodes": nodes, "files": files,
         "history_figure": history_figure(site=site, title=f"{site.name}: jobs by state, last 48 h"),
+        "transfer_rows": [(state, transfers["in"][state], transfers["out"][state]) for state in TransferState.values],
+        "subscription_rows": list(data["subscriptions_by_state"].items()), "all_time": ALL_TIME["days"],
+        "transfer_help": dict(TransferState.choices), "subscription_help": dict(SubscriptionState.choices),
     }  # fmt: skip
     return render_page(request, "sites/site_detail.html", context, json_data=data)
 

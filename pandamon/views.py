@@ -12,6 +12,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 
 from alarms.selectors import job_history, live_alarms
+from datasets.selectors import transfer_activity
 from jobs.choices import FINAL_STATES, JobStatus
 from jobs.errorcodes import first_error
 from jobs.selectors import live_and_recent_counts, recent_failures
@@ -48,10 +49,13 @@ def home(request):
         "totals": _sum_counts(cloud["counts"] for cloud in clouds),
         "recent_failures": failures,
         "alarms": list(live_alarms(limit=HOME_ALARMS)),
+        "transfers": transfer_activity(now=now),
     }
     figure = history_figure(site=None, title=f"All sites, last {HISTORY_HOURS} h")
+    transfers = data["transfers"]
     context = {"data": data, "clouds": clouds, "states": DASHBOARD_STATES, "failures": failures,
-               "hours": RECENT_HOURS, "final_states": FINAL_STATES, "history_figure": figure}  # fmt: skip
+               "hours": RECENT_HOURS, "final_states": FINAL_STATES, "history_figure": figure,
+               "transfer_periods": [("last hour", 1, transfers["last_hour"]), ("last 24 h", 24, transfers["last_day"])]}  # fmt: skip
     return render_page(request, "home.html", context, json_data=data)
 
 

@@ -143,3 +143,54 @@ def test_browse_the_dataset_browser_to_a_file(live_server_url, catalog_data, bro
     assert AOD in page.locator("body").inner_text()
     page.screenshot(path=str(ARTIFACTS / "file.png"), full_page=True)
     assert problems == {"console": [], "outside": []}
+
+
+@pytest.fixture
+def flow_data(live_server_url, tmp_path, settings):
+    """Two datasets moved between real storage directories by the agents: one subscription done, one stuck
+    (a source file is gone), and hour rows of the channels for the throughput plot."""
+    from datasets.services import subscriptions
+    from datasets.services.replicas import deterministic_pfn
+
+    from ..dataflow.conftest import Grid, run_agents
+
+    settings.PANDA = {**settings.PANDA, "TRANSFER_RETRY_SECONDS": 0, "TRANSFER_TIMEOUT_SECONDS": 10}
+    (tmp_path / "storage").mkdir()
+    grid = Grid(tmp_path / "storage")
+    grid.dataset(AOD, grid.bnl, {f"aod._{i:05d}.pool.root.1": b"aod" * (100 + i) for i in range(3)})
+    lost = {f"minbias._{i:05d}.pool.root.1": b"minbias" * (100 + i) for i in range(2)}
+    grid.dataset("data10_7TeV.00152166.physics_MinBias.merge.AOD.r1297", grid.fzk, lost)
+    Path(deterministic_pfn(grid.fzk, next(iter(lost)))).unlink()  # the only replica is gone from the storage
+    subscriptions.create_subscription(user=grid.operator, name=AOD, site_name="MWT2")
+    stuck = subscriptions.create_subscription(
+        user=grid.operator, name="data10_7TeV.00152166.physics_MinBias.merge.AOD.r1297", site_name="BNL"
+    )
+    run_agents(rounds=settings.PANDA["TRANSFER_MAX_ATTEMPTS"] + 2)
+    return stuck
+
+
+def test_browse_transfers_to_a_stuck_subscription(live_server_url, flow_data, browser_page):
+    stuck, page = flow_data, browser_page
+    problems = watch(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    page.goto(live_server_url + "/")
+    page.get_by_role("link", name="Transfers", exact=True).first.click()
+    page.wait_for_url("**/transfers/")
+    page.screenshot(path=str(ARTIFACTS / "transfers.png"), full_page=True)
+    page.locator("table.facets a.chip", has_text="failed").click()  # a facet of the attribute summary
+    page.wait_for_url("**/transfers/?state=failed*")
+    assert page.locator("table.list tbody tr").count() == 1
+    assert "source file not found" in page.locator("table.list").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "transfers-failed.png"), full_page=True)
+    page.goto(live_server_url + "/subscriptions/")
+    page.screenshot(path=str(ARTIFACTS / "subscriptions.png"), full_page=True)
+    page.locator("table.list").get_by_role("link", name=str(stuck.pk), exact=True).click()
+    page.wait_for_url(f"**/subscriptions/{stuck.pk}/")
+    body = page.locator("body").inner_text()
+    assert "stuck" in body and "minbias._00000.pool.root.1" in body
+    page.screenshot(path=str(ARTIFACTS / "subscription.png"), full_page=True)
+    page.goto(live_server_url + "/transfers/channels/")
+    page.wait_for_selector(".flow-plot .main-svg", timeout=15000)  # plotly drew the throughput plot
+    page.screenshot(path=str(ARTIFACTS / "transfer-channels.png"), full_page=True)
+    assert problems == {"console": [], "outside": []}
