@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('datasets', '0005_subscription_stuck_streak'),
-        ('sites', '0004_site_releases'),
+        ('sites', '0003_storage_space_and_transfer_tools'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
