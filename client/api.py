@@ -82,6 +82,11 @@ class Catalog:
         """POST a JSON body; read_only calls (lookups) are retried like a GET."""
         return self._json("POST", self.url(path), body=body or {}, retry_all=read_only)
 
+    def upload(self, path: str, data: bytes) -> dict:
+        """POST raw bytes (the script cache). It stores them under their SHA-256, so a repeat is harmless
+        and the upload is retried like a read."""
+        return self._json("POST", self.url(path), body=data, retry_all=True)
+
     def delete(self, path: str) -> dict:
         return self._json("DELETE", self.url(path))
 
@@ -127,7 +132,7 @@ class Catalog:
 
     # -- transport --------------------------------------------------------
 
-    def _json(self, method: str, url: str, body: dict | None = None, retry_all: bool = False) -> dict:
+    def _json(self, method: str, url: str, body: dict | bytes | None = None, retry_all: bool = False) -> dict:
         def once():
             with self._open_once(method, url, body, "application/json", retry_all) as response:
                 data = self._read_body(response, method, url, retry_all)
@@ -177,7 +182,10 @@ class Catalog:
     def _request(self, method, url, body, accept) -> urllib.request.Request:
         headers = {"Accept": accept, "User-Agent": USER_AGENT}
         data = None
-        if body is not None:
+        if isinstance(body, bytes):
+            data = body
+            headers["Content-Type"] = "application/octet-stream"
+        elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         if self.token:

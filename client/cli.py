@@ -18,3 +18,14 @@ def fail(prog: str, message: str, code: int) -> int:
     sys.stdout.flush()
     print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
     return code
+
+
+def parse_filters(pairs: list[str]) -> dict:
+    """FIELD=VALUE arguments as query parameters (the portal's filter grammar applies to the values)."""
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"filters are FIELD=VALUE, not {pair!r}")
+        params[name] = value
+    return params

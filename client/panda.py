@@ -7,6 +7,11 @@
     panda jobs jobstatus=failed computingsite='BNL*' hours=24    jobs, with the portal's filter grammar
     panda alarms [state=open]       live alarms
     panda site NAME                 a site's settings and the portal's page for it
+    panda submit --inDS X --outDS user.<you>.Y [--nFilesPerJob N] [--workDir DIR] -- script.sh '${IN}' '${OUT}'
+                                    upload your script (or DIR) and run it over X's files: an analysis task;
+                                    the same --outDS again processes only the files that are new
+    panda tasks [--status S] [--all]    your tasks (everyone's), newest first
+    panda task ID                   one task: status, file counters, jobs by state
 
 Every failure is one line, `panda: error: ...`, on stderr: exit status 2 for bad
 arguments, 1 for a refusal by the server.
@@ -18,9 +23,9 @@ import json
 import os
 import sys
 
-from client import __version__, config
+from client import __version__, config, tasks
 from client.api import Catalog, quote_name
-from client.cli import OneLineParser, fail
+from client.cli import OneLineParser, fail, parse_filters
 from client.errors import DQ2Error, ServerError, UsageError
 
 TOKEN_PATH = "/api/v1/auth/token"
@@ -28,7 +33,7 @@ QUOTA_PATH = "/api/v1/quotas/me"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="panda", description="Client of the PanDA monitor (jobs, quotas).")
+    parser = OneLineParser(prog="panda", description="Client of the PanDA monitor (jobs, tasks, quotas).")
     parser.add_argument("--version", action="version", version=f"panda {__version__}")
     parser.add_argument("--server", metavar="URL", help="server (default $PANDA_URL or http://127.0.0.1:8000)")
     parser.add_argument("--token", help="API token (default $PANDA_TOKEN or ~/.panda/token)")
@@ -54,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("name")
     site.add_argument("--json", action="store_true")
     site.set_defaults(handler=_site)
+    tasks.add_commands(sub)
     return parser
 
 
@@ -97,16 +103,6 @@ def _quota(server, args) -> int:
     return 0
 
 
-def _filters(pairs: list[str]) -> dict:
-    params = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise UsageError(f"filters are FIELD=VALUE, not {pair!r}")
-        params[name] = value
-    return params
-
-
 def _client(server, args) -> Catalog:
     return Catalog(server, token=config.token(args.token))
 
@@ -120,7 +116,7 @@ def _print_rows(rows: list, columns: tuple, as_json: bool) -> None:
 
 
 def _jobs(server, args) -> int:
-    params = {**_filters(args.filters), "limit": args.limit}
+    params = {**parse_filters(args.filters), "limit": args.limit}
     rows = _client(server, args).get("/api/v1/jobs/", params)["results"]
     _print_rows(rows, ("pandaid", "status", "computing_site", "prod_user_name", "job_name", "modification_time"),
                 args.json)  # fmt: skip
@@ -128,7 +124,7 @@ def _jobs(server, args) -> int:
 
 
 def _alarms(server, args) -> int:
-    params = _filters(args.filters) or {"state": "!resolved"}
+    params = parse_filters(args.filters) or {"state": "!resolved"}
     rows = _client(server, args).get("/api/v1/alarms/", params)["results"]
     _print_rows(rows, ("id", "severity", "state", "category", "subject_kind", "subject", "count", "message"),
                 args.json)  # fmt: skip
@@ -164,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # --help and --version
             return int(exc.code or 0)
         if not args.command:
-            raise UsageError("give a command: login, logout, quota, jobs, alarms, site (see 'panda --help')")
+            raise UsageError(
+                "give a command: login, logout, quota, jobs, alarms, site, submit, tasks, task (see 'panda --help')"
+            )
         return args.handler(config.server_url(args.server), args)
     except ServerError as exc:
         return fail("panda", str(exc), 1)

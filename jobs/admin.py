@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Job, JobFile, JobReport, JobStatusLog
+from .models import BrokerageContext, BrokerageDecision, Job, JobFile, JobReport, JobStatusLog, RetryRule
 
 
 class JobFileInline(admin.TabularInline):
@@ -67,3 +67,50 @@ class JobStatusLogAdmin(admin.ModelAdmin):
 class JobReportAdmin(admin.ModelAdmin):
     list_display = ["job", "reported_state", "received_at", "processed_at"]
     raw_id_fields = ["job"]
+
+
+@admin.register(RetryRule)
+class RetryRuleAdmin(admin.ModelAdmin):
+    """The retry module's rules (docs/retries.md): the first active match decides a failed job's retry."""
+
+    list_display = ["id", "position", "error_source", "error_code", "diag_pattern", "action", "parameter",
+                    "prod_source_label", "sw_release", "active", "comment"]  # fmt: skip
+    list_display_links = ["id"]
+    list_editable = ["position", "active"]
+    list_filter = ["active", "action", "error_source"]
+    search_fields = ["comment", "diag_pattern", "=error_code"]
+    ordering = ["position", "id"]
+    fieldsets = [
+        (None, {"fields": ["position", "active", "comment"]}),
+        ("Matches", {"fields": ["error_source", "error_code", "diag_pattern", "prod_source_label", "sw_release"]}),
+        ("Does", {"fields": ["action", "parameter"]}),
+    ]
+
+
+@admin.register(BrokerageDecision)
+class BrokerageDecisionAdmin(admin.ModelAdmin):
+    # Written by the brokerage only (one row per job, its latest decision); read here.
+    list_display = ["job", "decided_at", "outcome", "site", "diag"]
+    list_filter = ["outcome"]
+    search_fields = ["=job__pandaid"]
+    raw_id_fields = ["job", "context"]
+    list_select_related = ["site"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in BrokerageDecision._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(BrokerageContext)
+class BrokerageContextAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "n_sites", "n_eligible", "needs"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in BrokerageContext._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -38,7 +38,7 @@ class JobSpecSerializer(serializers.Serializer):
 
     job_name = serializers.CharField(max_length=200)
     transformation = serializers.CharField(
-        max_length=100000, help_text="URL of a script, a script (#!...) or a command."
+        max_length=100000, trim_whitespace=False, help_text="URL of a script, a script (#!...) or a command."
     )
     job_parameters = serializers.CharField(max_length=100000, required=False, allow_blank=True)
     prod_source_label = serializers.RegexField(r"^[a-z_]{1,20}$", required=False, default="user")

@@ -9,6 +9,8 @@ JOB_DISPATCHER = {
     103: "holding timeout: the job's outputs were not processed in time",
     104: "transferring timeout",
     105: "other timeout",
+    107: "assigned timeout: the job's input was not transferred to its site in time; reassigned or failed",
+    108: "activated timeout: no pilot took the job in time; reassigned or failed",
 }
 TASK_BUFFER = {
     100: "killed by a person",
@@ -25,6 +27,7 @@ DDM = {
 BROKERAGE = {
     100: "no site satisfies the job's requirements (see the diagnostic)",
     101: "the site the job was assigned to cannot run it (see the diagnostic)",
+    102: "held back, not brokered now: e.g. its user or group is at the running-jobs quota (see the diagnostic)",
 }
 PILOT = {
     1008: "general pilot error",

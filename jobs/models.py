@@ -4,7 +4,10 @@ Models stay thin: every state change goes through jobs.services.state, which
 checks the transition and writes the JobStatusLog row.
 """
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -215,3 +218,131 @@ class JobReport(models.Model):
 
     def __str__(self):
         return f"report of {self.job_id}"
+
+
+class BrokerageContext(models.Model):
+    """What one brokerage pass found for a group of jobs with the same needs (docs/brokerage.md).
+
+    The jobs of one batch with equal needs (memory, disk, walltime, cores, release, assigned site,
+    site rules of their task or quota) share one row: 2,000 jobs of a task cost one context, not
+    2,000 copies of the same rejection list."""
+
+    created_at = models.DateTimeField()
+    needs = models.JSONField(default=dict, help_text="The jobs' needs: memory_mb, disk_mb, walltime_s, cores, ...")
+    n_sites = models.PositiveIntegerField(default=0, help_text="Sites considered.")
+    n_eligible = models.PositiveIntegerField(default=0, help_text="Sites left once every rule was applied.")
+    rejected = models.JSONField(
+        default=dict, help_text='{reason: {"n": sites ruled out for it, "sites": [a few of them]}}'
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="brokeragecontext_created")]
+
+    def __str__(self):
+        return f"brokerage context {self.pk}: {self.n_eligible} of {self.n_sites} sites"
+
+
+class BrokerageDecision(models.Model):
+    """The latest brokerage decision about one job: the site it chose (or why none), the candidates
+    it drew from with their weights, and a link to the shared context (needs, rejected sites).
+
+    One row per job: a job retried by brokerage every half minute while no site fits keeps only
+    its latest decision. Like JobStatusLog, no database constraints: rows are written in bulk next
+    to their job by the brokerage only (jobs/services/brokerage_sql.py)."""
+
+    class Outcome(models.TextChoices):
+        PICKED = "picked", "picked among the candidates by weight"
+        KEPT = "kept", "the job came with a site, which can run it"
+        UNFIT = "unfit", "the job came with a site, which cannot run it"
+        NO_SITE = "no_site", "no site can run it"
+        HELD = "held", "held back (a quota or a rule), not brokered now"
+
+    job = models.OneToOneField(
+        Job, primary_key=True, on_delete=models.CASCADE, db_constraint=False, related_name="brokerage_decision"
+    )
+    decided_at = models.DateTimeField()
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+", help_text="The site chosen (empty when none).",
+    )  # fmt: skip
+    candidates = models.JSONField(
+        default=list, blank=True, help_text="[[site, weight, share of the input there], ...], best first (top N)."
+    )
+    context = models.ForeignKey(
+        BrokerageContext, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
+    )  # fmt: skip
+    diag = models.CharField(max_length=250, blank=True, help_text="Why no site (empty when one was chosen).")
+
+    def __str__(self):
+        return f"brokerage of {self.job_id}: {self.outcome}"
+
+
+class RetryRule(models.Model):
+    """What to do with a failed job whose error matches (PanDA's RETRYERRORS + RETRYACTIONS).
+
+    Rules are tried in `position` order (then id); the first active rule that matches decides.
+    Without a matching rule the defaults of jobs/services/retry_rules.py apply (docs/retries.md).
+    """
+
+    class Source(models.TextChoices):
+        # The error columns of a job (jobs.errorcodes.ERROR_SOURCES).
+        PILOT = "pilot", "pilot (pilot_error_code / _diag)"
+        EXE = "exe", "payload (exe_error_code / _diag: the payload's exit code)"
+        JOB_DISPATCHER = "job_dispatcher", "job dispatcher (watchers: lost heartbeat, timeouts)"
+        DDM = "ddm", "DDM (setupper, adder)"
+        BROKERAGE = "brokerage", "brokerage"
+        TASK_BUFFER = "task_buffer", "task buffer (kills, reassignments)"
+        SUP = "sup", "supervisor"
+        SERVER = "server", "server"
+
+    class Action(models.TextChoices):
+        NO_RETRY = "no_retry", "no retry: the error is hopeless"
+        LIMIT_RETRY = "limit_retry", "retry while the job has had fewer than `parameter` attempts (empty: max_attempt)"
+        INCREASE_MEMORY = "increase_memory", "retry with `parameter` MB more memory (default 1000)"
+        INCREASE_MEMORY_XTIMES = "increase_memory_xtimes", "retry with `parameter` times the memory (default 2)"
+        INCREASE_WALLTIME = "increase_walltime", "retry with `parameter` seconds more walltime (default 3600)"
+
+    position = models.PositiveIntegerField(default=100, help_text="Rules are tried in this order (then by id).")
+    error_source = models.CharField(max_length=20, choices=Source.choices)
+    error_code = models.IntegerField(null=True, blank=True, help_text="Empty: any error of this source.")
+    diag_pattern = models.CharField(
+        max_length=250, blank=True, help_text="Python regular expression searched for in the source's diagnostic."
+    )
+    action = models.CharField(max_length=24, choices=Action.choices)
+    parameter = models.FloatField(null=True, blank=True, help_text="The action's parameter (see the action).")
+    prod_source_label = models.CharField(max_length=20, blank=True, help_text="Only jobs with this label (empty: all).")
+    sw_release = models.CharField(max_length=64, blank=True, help_text="Only jobs of this release (empty: all).")
+    active = models.BooleanField(
+        default=True, help_text="A passive rule changes nothing; the job's state log says what it would have done."
+    )
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    modified_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        code = "any" if self.error_code is None else self.error_code
+        return f"rule {self.pk}: {self.error_source} {code} → {self.action}"
+
+    def clean(self):
+        errors = {}
+        if self.diag_pattern:
+            try:
+                re.compile(self.diag_pattern)
+            except re.error as exc:
+                errors["diag_pattern"] = f"not a valid regular expression: {exc}"
+        p = self.parameter
+        if self.action == self.Action.NO_RETRY and p is not None:
+            errors["parameter"] = "no_retry takes no parameter"
+        elif self.action == self.Action.LIMIT_RETRY and p is not None and (p < 1 or p != int(p)):
+            errors["parameter"] = "limit_retry: give the number of attempts (a whole number, at least 1)"
+        elif self.action == self.Action.INCREASE_MEMORY_XTIMES and p is not None and p <= 1:
+            errors["parameter"] = "increase_memory_xtimes: give a factor above 1"
+        elif self.action in (self.Action.INCREASE_MEMORY, self.Action.INCREASE_WALLTIME) and p is not None and p <= 0:
+            errors["parameter"] = f"{self.action}: give a positive step"
+        if errors:
+            raise ValidationError(errors)

@@ -31,6 +31,15 @@ def watch_timeouts():
         counts.update(watchers.fail_holding_timeouts())
 
 
+@shared_task(name="jobs.watch_queued_timeouts", ignore_result=True)
+def watch_queued_timeouts():
+    """Jobs queued too long: defined → failed; assigned / activated → reassigned (closed + new attempt)."""
+    with recorded_run(watch_queued_timeouts.name) as counts:
+        counts.update(watchers.fail_defined_timeouts())
+        counts.update(watchers.reassign_assigned_timeouts())
+        counts.update(watchers.reassign_activated_timeouts())
+
+
 @shared_task(name="jobs.retry_stuck_holding", ignore_result=True)
 def retry_stuck_holding():
     with recorded_run(retry_stuck_holding.name) as counts:

@@ -172,6 +172,9 @@ SPECTACULAR_SETTINGS = {
         "CallbackStateEnum": "datasets.choices.CallbackState",
         "CallbackKindEnum": "datasets.choices.CallbackKind",
         "DatasetKindEnum": "datasets.choices.DatasetKind",
+        "TaskStatusEnum": "tasks.choices.TaskStatus",
+        "TaskTypeEnum": "tasks.choices.TaskType",
+        "TaskInputStatusEnum": "tasks.choices.InputStatus",
     },
 }
 
@@ -205,10 +208,19 @@ PANDA = {
     "SENT_TIMEOUT": int(os.environ.get("PANDA_SENT_TIMEOUT", 30 * 60)),
     "HOLDING_TIMEOUT": int(os.environ.get("PANDA_HOLDING_TIMEOUT", 48 * 3600)),
     "HOLDING_TIMEOUT_HIGH_PRIORITY": int(os.environ.get("PANDA_HOLDING_TIMEOUT_HIGH_PRIORITY", 3 * 3600)),
+    # Queued too long (copyArchive's TIMEOUT_defined / assigned / activated; docs/retries.md): a defined
+    # job the brokerage placed nowhere fails; an assigned or activated one is closed and brokered again.
+    "DEFINED_TIMEOUT": int(os.environ.get("PANDA_DEFINED_TIMEOUT", 4 * 3600)),
+    "ASSIGNED_TIMEOUT": int(os.environ.get("PANDA_ASSIGNED_TIMEOUT", 12 * 3600)),
+    "ACTIVATED_TIMEOUT": int(os.environ.get("PANDA_ACTIVATED_TIMEOUT", 2 * 86400)),
     # A holding job whose Adder task was lost (broker restart) is re-queued after this.
     "ADDER_RETRY_AFTER": int(os.environ.get("PANDA_ADDER_RETRY_AFTER", 120)),
     "BROKERAGE_BATCH": int(os.environ.get("PANDA_BROKERAGE_BATCH", 2000)),
     "BROKERAGE_TOP_SITES": 10,
+    # A site takes no more jobs once its queued jobs reach this many times its max_running_jobs.
+    "BROKERAGE_QUEUE_FACTOR": float(os.environ.get("PANDA_BROKERAGE_QUEUE_FACTOR", 2)),
+    # One brokerage run goes on with new batches for up to this long (a backlog drains at full speed).
+    "BROKERAGE_RUN_SECONDS": float(os.environ.get("PANDA_BROKERAGE_RUN_SECONDS", 20)),
     "WATCHER_BATCH": int(os.environ.get("PANDA_WATCHER_BATCH", 5000)),
     "MAX_JOBS_PER_GETJOB": 100,
     # getJob in one SQL statement on PostgreSQL (see jobs/services/dispatch_sql.py); off = the ORM path.
@@ -263,6 +275,12 @@ PANDA = {
     "BROKERAGE_MIN_FREE_GB": float(os.environ.get("PANDA_BROKERAGE_MIN_FREE_GB", 1)),
     # Where the portal is, for links in mails.
     "PORTAL_URL": os.environ.get("PANDA_PORTAL_URL", "http://127.0.0.1:8000"),
+    # The script cache (tasks/services/cache.py, docs/tasks.md): users' code, content-addressed, kept.
+    "CACHE_DIR": os.environ.get("PANDA_CACHE_DIR", str(VAR_DIR / "cache")),
+    "CACHE_MAX_BYTES": int(float(os.environ.get("PANDA_CACHE_MAX_MB", 50)) * 1024 * 1024),
+    # Base of the URLs the cache answers (e.g. https://panda.example.org); empty = the URL the uploader used.
+    # Pilots send their credential only to their own --server, so this must be the server pilots talk to.
+    "CACHE_URL": os.environ.get("PANDA_CACHE_URL", "").rstrip("/"),
 }
 
 # Alarm rules' thresholds (alarms/rules.py).
@@ -303,6 +321,7 @@ CELERY_BEAT_SCHEDULE = {
     "watch-lost-heartbeats": {"task": "jobs.watch_lost_heartbeats", "schedule": timedelta(minutes=5)},
     "watch-sent-and-holding": {"task": "jobs.watch_timeouts", "schedule": timedelta(minutes=5)},
     "retry-stuck-adder": {"task": "jobs.retry_stuck_holding", "schedule": timedelta(minutes=2)},
+    "watch-queued-timeouts": {"task": "jobs.watch_queued_timeouts", "schedule": timedelta(minutes=10)},
     "purge-erased-datasets": {"task": "datasets.purge_erased_datasets", "schedule": timedelta(hours=1)},
     "evaluate-subscriptions": {"task": "datasets.evaluate_subscriptions", "schedule": timedelta(seconds=20)},
     "run-transfers": {"task": "datasets.run_transfers", "schedule": timedelta(seconds=15)},

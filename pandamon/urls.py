@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
@@ -19,6 +19,7 @@ from jobs.api import JobViewSet
 from quotas import api as quota_api
 from sites import views as site_views
 from sites.api import SiteViewSet
+from tasks import api as task_api
 
 from . import views
 
@@ -35,6 +36,7 @@ router.register("transfer-channels", TransferChannelViewSet, basename="transfer-
 router.register("callbacks", CallbackViewSet, basename="callback")
 router.register("consistency-checks", ConsistencyCheckViewSet, basename="consistency-check")
 router.register("alarms", AlarmViewSet, basename="alarm")
+router.register("tasks", task_api.TaskViewSet, basename="task")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -45,6 +47,7 @@ urlpatterns = [
     path("", include("alarms.urls")),
     path("", include("quotas.urls")),
     path("", include("pandamon.plot_urls")),
+    path("", include("tasks.urls")),
     path("workers/", views.worker_runs, name="worker-runs"),
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -52,6 +55,7 @@ urlpatterns = [
     path("api/v1/quotas/me", quota_api.my_quotas, name="api-my-quotas"),
     path("api/v1/sites/<str:name>/space", site_views.report_space, name="api-site-space"),
     path("api/v1/auth/token", obtain_auth_token, name="api-token"),
+    path("api/v1/cache/", task_api.CacheUploadView.as_view(), name="api-cache"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -59,4 +63,6 @@ urlpatterns = [
     path("server/panda/getJob", pilot_views.get_job, name="pilot-getjob"),
     path("server/panda/updateJob", pilot_views.update_job, name="pilot-updatejob"),
     path("server/panda/getStatus", pilot_views.get_status, name="pilot-getstatus"),
+    # The script cache: users' code, fetched by pilots (tasks/api.py, docs/tasks.md).
+    re_path(r"^cache/(?P<sha256>[0-9a-f]{64})$", task_api.cache_file, name="cache-file"),
 ]

@@ -155,7 +155,13 @@ class JobRun:
             return
         stage_in(self.job.input_files, self.settings.storage_dir, self.workdir, self.policy)
         self._record(jobstate.STAGED_IN)
-        command = build_command(self.job.transformation, self.job.job_pars, self.workdir)
+        command = build_command(
+            self.job.transformation,
+            self.job.job_pars,
+            self.workdir,
+            server=self.settings.server,
+            credential=self.settings.credential,
+        )
         if self._stopped():
             return
         self._run_payload(command)

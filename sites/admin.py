@@ -11,9 +11,11 @@ class CloudAdmin(admin.ModelAdmin):
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ["name", "cloud", "tier", "status", "grid_flavour", "max_memory_mb", "cores", "max_running_jobs"]
+    list_display = [
+        "name", "cloud", "tier", "status", "grid_flavour", "max_memory_mb", "cores", "max_running_jobs", "releases",
+    ]  # fmt: skip
     list_filter = ["status", "tier", "cloud", "grid_flavour", "trust_unauthenticated_pilots"]
-    search_fields = ["name", "comment"]
+    search_fields = ["name", "comment", "releases"]
     list_editable = ["status"]
 
 

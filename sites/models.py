@@ -52,6 +52,11 @@ class Site(models.Model):
     storage_capacity_gb = models.PositiveIntegerField(
         default=0, help_text="Size of the site's storage in GB, for the storage-full alarm (0 = unknown)."
     )
+    releases = models.JSONField(
+        default=list, blank=True,
+        help_text='Software releases installed, e.g. ["11.0.3", "12.0.*"] (* = any characters; "ANY" = every '
+        "release). Empty = the site does not say: jobs of any release may go there.",
+    )  # fmt: skip
     trust_unauthenticated_pilots = models.BooleanField(
         default=False,
         help_text="Let pilots fetch jobs without a credential (only for a closed local batch farm).",

@@ -35,7 +35,9 @@ def finalize_job(pandaid):
             setupper.await_archival(job, job.computing_site, destinations)
         if report is not None:
             JobReport.objects.filter(job=job).update(processed_at=timezone.now())
-    retry.retry_if_eligible(job)
+        # In the same transaction: whoever reads the log (the task roll-up) never sees a failed job
+        # whose retry is still to come, and so never ends its task in between.
+        retry.retry_if_eligible(job)
     return final
 
 

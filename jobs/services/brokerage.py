@@ -1,38 +1,124 @@
-"""Brokerage, first version: choose a site for each defined job (reference/panda-server.md §4).
+"""Brokerage: choose a site for each defined job (reference/panda-server.md §4; docs/brokerage.md).
 
-A site is a candidate when it is online and its limits cover the job's memory,
-disk, walltime and cores. Candidates are weighted
-    w = (nRunning + 1) / (nActivated + nAssigned + nStarting + nDefined + 10)
-and one of the best is drawn at random in proportion to its weight; the counts are
-updated after each pick so one batch spreads over sites. A job no site can take
-stays defined with a brokerage diagnostic saying which limit excluded which sites.
+A site is a candidate for a job when
+  * it is online (brokeroff, test and offline sites take only jobs that came with their site);
+  * its limits cover the job's memory, disk, walltime and cores, and its storage has free space;
+  * it has the job's software release installed (Site.releases; a site listing none takes any);
+  * its queue is not full: fewer than BROKERAGE_QUEUE_FACTOR x max_running_jobs jobs wait there;
+  * the rules that higher layers give through `register_site_filter` allow it: a task's excluded
+    sites, a user's per-site storage quota... A rule may also hold a job back (its account is at
+    its running-jobs quota): the job stays defined and is tried again next time.
+Candidates are weighted
+    w = (nRunning + 1) / (nActivated + nAssigned + nStarting + nDefined + 10) x (LOCALITY_FLOOR + input share)
+where the input share is the part of the job's catalogued input bytes already at the site (1 when the
+job has no catalogued input). Jobs of a batch with the same needs (a task's, typically) form a group:
+which sites pass the filters is worked out once for it, and, like PanDA's job broker, its best
+BROKERAGE_TOP_SITES sites are its candidates for the batch; each job draws one of them at random in
+proportion to its own weight, and the counts are updated after each pick so a batch spreads over sites. Every job brokered gets a BrokerageDecision row (chosen
+site, the candidates with their weights, or why none) pointing at its group's BrokerageContext (the
+needs, and the rejected sites counted by reason with examples), written in bulk (brokerage_sql.py).
 """
 
+import fnmatch
+import heapq
 import random
+import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.utils import timezone
 
-from datasets.choices import ReplicaState
-from datasets.models import File, FileReplica
 from sites.choices import SiteStatus
 from sites.models import Site
 
-from ..choices import FileType, JobStatus
-from ..models import Job, JobFile
-from . import setupper, state
+from ..choices import JobStatus
+from ..models import BrokerageDecision, Job
+from . import brokerage_sql, setupper
 
 NO_SITE = 100
 ASSIGNED_SITE_UNFIT = 101
+HELD = brokerage_sql.HELD  # 102
 COUNTED_STATES = (JobStatus.RUNNING, JobStatus.ACTIVATED, JobStatus.ASSIGNED, JobStatus.STARTING, JobStatus.DEFINED)
+ANY_RELEASE = "ANY"
+# What brokerage, its site filters and the setupper read of a job. The batch is read as light row
+# objects with these attributes (building 2,000 Job instances took longer than the query).
+JOB_COLUMNS = (
+    "pandaid", "job_name", "status", "computing_site_id", "cloud", "task_id", "jobset_id", "prod_source_label",
+    "processing_type", "special_handling", "owner_id", "prod_user_name", "prod_user_id", "working_group", "vo",
+    "min_ram_count", "max_disk_count", "max_walltime", "core_count", "sw_release", "cmt_config", "container_name",
+    "current_priority", "brokered_at", "attempt_nr",
+)  # fmt: skip
+LOAD_REFRESH_SECONDS = 5  # a run recounts the site loads this often (in between it keeps them itself)
+Outcome = BrokerageDecision.Outcome
+
+
+# -- Rules from higher layers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteRule:
+    """What a higher layer (tasks, quotas) says about where one job may go.
+
+    reason: the key its rejections are counted under ("task_excluded", "storage_quota", ...);
+    why: the phrase for the sites it rules out ("excluded by task 12"); exclude: site names the job
+    must not go to; only: when set, the only site names it may go to; hold: when set, the job is not
+    brokered now and this says why. Rules are compared by value: jobs with equal rules share a group.
+    """
+
+    reason: str
+    why: str = ""
+    exclude: frozenset = frozenset()
+    only: frozenset | None = None
+    hold: str = ""
+
+    def refuses(self, site_name):
+        return site_name in self.exclude or (self.only is not None and site_name not in self.only)
+
+
+# Site filters that higher layers register: `site_filter(jobs)` -> {pandaid: SiteRule or [SiteRule, ...]}
+# for the jobs it has something to say about. Called once per batch with the batch's jobs: light
+# row objects carrying the attributes of JOB_COLUMNS.
+_site_filters = []
+
+
+def register_site_filter(site_filter):
+    """Registering the same filter twice has no effect."""
+    if site_filter not in _site_filters:
+        _site_filters.append(site_filter)
+
+
+def _rules_of(jobs):
+    rules = defaultdict(list)
+    for site_filter in _site_filters:
+        for pandaid, found in site_filter(jobs).items():
+            rules[pandaid] += [found] if isinstance(found, SiteRule) else list(found)
+    return {pandaid: tuple(found) for pandaid, found in rules.items()}
+
+
+# -- What a site can run --------------------------------------------------------------------------------
+
+
+def release_installed(site, release):
+    """Whether `site` can run jobs of `release`: it lists it (or a matching pattern, or ANY) or lists none."""
+    installed = site.releases or ()
+    if not release or not installed:
+        return True
+    return any(
+        entry == release or entry == ANY_RELEASE or ("*" in entry and fnmatch.fnmatchcase(release, entry))
+        for entry in installed
+    )
 
 
 def site_limits_refusals(site, job):
-    """The limits of `site` that `job` exceeds, as short phrases (empty when it fits)."""
+    """What of `site` keeps it from running `job`, as short phrases (empty when it fits).
+
+    Each phrase starts with the name of the check: memory, disk, walltime, cores, storage, release.
+    """
     checks = (
         ("memory", job.min_ram_count, site.max_memory_mb, "MB"),
         ("disk", job.max_disk_count, site.max_disk_mb, "MB"),
@@ -46,6 +132,8 @@ def site_limits_refusals(site, job):
     free_gb, needed_gb = _free_storage_gb(site), settings.PANDA["BROKERAGE_MIN_FREE_GB"]
     if free_gb is not None and needed_gb and free_gb < needed_gb:
         refusals.append(f"storage {free_gb:.1f} GB free < {needed_gb:g} GB")
+    if not release_installed(site, job.sw_release):
+        refusals.append(f"release {job.sw_release} is not installed")
     return refusals
 
 
@@ -57,154 +145,395 @@ def _free_storage_gb(site):
         return None
 
 
+def _queue_factor():
+    return settings.PANDA["BROKERAGE_QUEUE_FACTOR"]
+
+
+# -- Per-batch state: loads and input locality ----------------------------------------------------------
+
+
 class SiteLoad:
-    """Job counts per site for the weight, kept up to date as the batch assigns jobs."""
+    """Job counts per site for the weight and the queue limit, kept up to date as the batch assigns jobs.
+
+    Sites are numbered 0..n-1 in the order given; `weights[i]` is site i's load weight, or -1 once its
+    queue is full (it takes no more jobs from brokerage in this batch).
+    """
 
     def __init__(self, sites):
-        self.counts = defaultdict(Counter)
+        self.sites = sites
+        self.index = {site.pk: i for i, site in enumerate(sites)}
+        self.running = [0] * len(sites)
+        self.queued = [0] * len(sites)
+        factor = _queue_factor()
+        self.queue_limit = [factor * site.max_running_jobs if site.max_running_jobs else None for site in sites]
         rows = (
-            Job.objects.filter(computing_site__in=sites, status__in=COUNTED_STATES)
+            Job.objects.filter(computing_site__in=[site.pk for site in sites], status__in=COUNTED_STATES)
             .values_list("computing_site_id", "status")
             .annotate(n=Count("pandaid"))
             .order_by()
         )
         for site_id, status, n in rows:
-            self.counts[site_id][status] = n
+            i = self.index[site_id]
+            if status == JobStatus.RUNNING:
+                self.running[i] += n
+            else:
+                self.queued[i] += n
+        self.weights = [self._weight(i) for i in range(len(sites))]
 
-    def weight(self, site):
-        c = self.counts[site.pk]
-        queued = c[JobStatus.ACTIVATED] + c[JobStatus.ASSIGNED] + c[JobStatus.STARTING] + c[JobStatus.DEFINED]
-        return (c[JobStatus.RUNNING] + 1) / (queued + 10)
+    def _weight(self, i):
+        limit = self.queue_limit[i]
+        if limit is not None and self.queued[i] >= limit:
+            return -1.0
+        return (self.running[i] + 1) / (self.queued[i] + 10)
 
-    def add_activated(self, site):
-        self.counts[site.pk][JobStatus.ACTIVATED] += 1
+    def is_full(self, i):
+        return self.weights[i] < 0
+
+    def load_weight(self, i):
+        """The weight without the queue limit (what a job kept at its own site is weighed with)."""
+        return (self.running[i] + 1) / (self.queued[i] + 10)
+
+    def add_queued(self, i):
+        self.queued[i] += 1
+        self.weights[i] = self._weight(i)
 
 
 class InputLocality:
-    """Where the batch's catalogued input files are: the share of a job's input bytes at each site."""
+    """Where the batch's catalogued input files are: per job, the share of its input bytes at each site,
+    and its files with the sites holding them (what the setupper would otherwise query again)."""
 
-    def __init__(self, jobs):
-        inputs = JobFile.objects.filter(job__in=jobs, type=FileType.INPUT).values_list("job_id", "lfn")
-        self.lfns_of = defaultdict(set)
-        for job_id, lfn in inputs:
-            self.lfns_of[job_id].add(lfn)
-        lfns = set().union(*self.lfns_of.values()) if self.lfns_of else set()
-        self.size = dict(File.objects.filter(lfn__in=lfns).values_list("lfn", "fsize")) if lfns else {}
-        self.sites_of = defaultdict(set)
-        replicas = FileReplica.objects.filter(file__lfn__in=list(self.size), state=ReplicaState.AVAILABLE)
-        for lfn, site_id in replicas.values_list("file__lfn", "site_id"):
-            self.sites_of[lfn].add(site_id)
+    def __init__(self, jobs, site_index):
+        self.shares = {}
+        self.files = defaultdict(dict)  # pandaid -> {lfn: (file id, size, {site indexes})}
+        for pandaid, lfn, file_id, fsize, site_id in brokerage_sql.input_replicas([job.pandaid for job in jobs]):
+            entry = self.files[pandaid].setdefault(lfn, (file_id, fsize or 0, set()))
+            if site_id is not None and site_id in site_index:
+                entry[2].add(site_index[site_id])
+        for pandaid, files in self.files.items():
+            total = sum(size for _, size, _ in files.values())
+            here = defaultdict(float)
+            for _, size, at in files.values():
+                part = size / total if total else 1 / len(files)
+                for i in at:
+                    here[i] += part
+            self.shares[pandaid] = {i: min(share, 1.0) for i, share in here.items()}
 
-    def share(self, job, site):
-        """Share (0..1) of the job's catalogued input bytes at `site`; 1 when it has no catalogued input."""
-        catalogued = [lfn for lfn in self.lfns_of.get(job.pandaid, ()) if lfn in self.size]
-        total = sum(self.size[lfn] for lfn in catalogued)
-        if not catalogued:
-            return 1.0
-        here = [lfn for lfn in catalogued if site.pk in self.sites_of[lfn]]
-        if total == 0:
-            return len(here) / len(catalogued)
-        return sum(self.size[lfn] for lfn in here) / total
+    def of(self, job):
+        """{site index: share} of the job's catalogued input (None when it has none: every site is as good)."""
+        return self.shares.get(job.pandaid)
 
-
-def choose_site(job, sites, load, rng=random, locality=None):
-    """(site, None) for a fitting site, or (None, diagnostic).
-
-    A site's weight is the load weight times (LOCALITY_FLOOR + the share of the job's input
-    bytes already there): a site holding all the input (a complete replica) is preferred,
-    one holding none stays possible, its input then transferred.
-    """
-    candidates = [site for site in sites if site.status == SiteStatus.ONLINE and not site_limits_refusals(site, job)]
-    if not candidates:
-        return None, _no_site_diagnostic(job, sites)
-
-    def weight(site):
-        share = locality.share(job, site) if locality is not None else 1.0
-        return load.weight(site) * (settings.PANDA["LOCALITY_FLOOR"] + share)
-
-    ranked = sorted(candidates, key=weight, reverse=True)[: settings.PANDA["BROKERAGE_TOP_SITES"]]
-    site = rng.choices(ranked, weights=[weight(s) for s in ranked])[0]
-    return site, None
+    def missing_at(self, jobs, i):
+        """{pandaid: {lfn: file id}} of the jobs' catalogued inputs site i does not hold."""
+        missing = {}
+        for job in jobs:
+            lacking = {lfn: file_id for lfn, (file_id, _, at) in self.files.get(job.pandaid, {}).items() if i not in at}
+            if lacking:
+                missing[job.pandaid] = lacking
+        return missing
 
 
-def _no_site_diagnostic(job, sites):
-    online = [site for site in sites if site.status == SiteStatus.ONLINE]
-    if not online:
+# -- Groups: jobs with the same needs -------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Group:
+    """Jobs of one batch with equal needs and rules, and what the sites are to them."""
+
+    sample: object  # the first job of the group (a row of JOB_COLUMNS)
+    rules: tuple
+    needs: dict
+    jobs: list = field(default_factory=list)
+    n_sites: int = 0
+    n_online: int = 0
+    eligible: list = field(default_factory=list)  # site indexes passing every filter
+    rejected: dict = field(default_factory=dict)  # reason -> [site names]
+    phrases: dict = field(default_factory=dict)  # reason -> phrase, for the no-site diagnostic
+    hold: str = ""
+    unfit: str = ""  # jobs that came with a site: why it cannot run them
+    candidates: list | None = None  # the best eligible sites for this pass (site indexes)
+    context_id: int | None = None
+
+
+def _group_key(job, rules):
+    return (job.computing_site_id, job.min_ram_count, job.max_disk_count, job.max_walltime, job.core_count,
+            job.sw_release, rules)  # fmt: skip
+
+
+def _needs(job, rules, sites_by_id):
+    needs = {"memory_mb": job.min_ram_count, "disk_mb": job.max_disk_count, "walltime_s": job.max_walltime,
+             "cores": job.core_count}  # fmt: skip
+    if job.sw_release:
+        needs["release"] = job.sw_release
+    if job.computing_site_id:
+        needs["site"] = sites_by_id[job.computing_site_id].name
+    if rules:
+        needs["rules"] = [_rule_data(rule) for rule in rules]
+    return needs
+
+
+def _rule_data(rule):
+    data = {"reason": rule.reason, "why": rule.why}
+    if rule.exclude:
+        data["exclude"] = sorted(rule.exclude)
+    if rule.only is not None:
+        data["only"] = sorted(rule.only)
+    if rule.hold:
+        data["hold"] = rule.hold
+    return data
+
+
+def _site_refusals(site, job, rules):
+    """[(reason, phrase), ...] keeping `site` from `job` (status aside)."""
+    found = [(phrase.split(" ", 1)[0], phrase) for phrase in site_limits_refusals(site, job)]
+    found += [(rule.reason, rule.why or rule.reason) for rule in rules if rule.refuses(site.name)]
+    return found
+
+
+def _evaluate(group, sites, load):
+    """Which sites pass every filter for the group's jobs, and why the others do not."""
+    job, rules = group.sample, group.rules
+    holds = [rule.hold for rule in rules if rule.hold]
+    if holds:
+        group.hold = "; ".join(holds)
+        return
+    if job.computing_site_id:
+        i = load.index[job.computing_site_id]
+        site = sites[i]
+        group.n_sites = 1
+        if site.status == SiteStatus.OFFLINE:
+            group.unfit = f"assigned site {site.name} is offline"
+        else:
+            refusals = _site_refusals(site, job, rules)
+            if refusals:
+                group.unfit = f"assigned site {site.name} cannot run it: " + "; ".join(p for _, p in refusals)
+        if group.unfit:
+            group.rejected = {"assigned_site": [site.name]}
+        else:
+            group.eligible = [i]
+        return
+    rejected = defaultdict(list)
+    for i, site in enumerate(sites):
+        if site.status != SiteStatus.ONLINE:
+            rejected["status"].append(site.name)
+            continue
+        group.n_online += 1
+        refusals = _site_refusals(site, job, rules)
+        if not refusals and load.is_full(i):
+            refusals = [("queue_full", "queue full")]
+        for reason, phrase in refusals:
+            rejected[reason].append(site.name)
+            group.phrases.setdefault(reason, phrase)
+        if not refusals:
+            group.eligible.append(i)
+    group.n_sites = len(sites)
+    group.rejected = dict(rejected)
+
+
+def _no_site_diagnostic(group, now_full=0):
+    """Why no site takes the group's jobs, e.g. "no online site fits (12 online): memory 8000 MB exceeds ..."."""
+    if not group.n_online:
         return "no site is online"
-    excluded = Counter()
-    for site in online:
-        for refusal in site_limits_refusals(site, job):
-            excluded[refusal.split(" ", 1)[0]] += 1
+    job = group.sample
+    counts = Counter({reason: len(names) for reason, names in group.rejected.items() if reason != "status"})
+    if now_full:
+        counts["queue_full"] += now_full
     needs = {"memory": f"{job.min_ram_count} MB", "disk": f"{job.max_disk_count} MB",
              "walltime": f"{job.max_walltime} s", "cores": str(job.core_count)}  # fmt: skip
-    parts = [
-        f"{n} site(s) have less than {settings.PANDA['BROKERAGE_MIN_FREE_GB']:g} GB of free storage"
-        if name == "storage" else f"{name} {needs[name]} exceeds the limit of {n} site(s)"
-        for name, n in excluded.most_common()
-    ]  # fmt: skip
-    return f"no online site fits ({len(online)} online): " + "; ".join(parts)
+    min_free = settings.PANDA["BROKERAGE_MIN_FREE_GB"]
+    parts = []
+    for reason, n in counts.most_common():
+        if reason in needs:
+            parts.append(f"{reason} {needs[reason]} exceeds the limit of {n} site(s)")
+        elif reason == "storage":
+            parts.append(f"{n} site(s) have less than {min_free:g} GB of free storage")
+        elif reason == "release":
+            parts.append(f"release {job.sw_release} is not installed at {n} site(s)")
+        elif reason == "queue_full":
+            parts.append(f"{n} site(s) have a full queue ({_queue_factor():g} x their running-job limit)")
+        else:
+            parts.append(f"{n} site(s) {group.phrases.get(reason, reason)}")
+    return f"no online site fits ({group.n_online} online): " + "; ".join(parts)
 
 
-def broker_defined_jobs(*, batch=None, rng=random):
-    """Broker one batch of defined jobs; returns counts for the worker-run record."""
+# -- Choosing ------------------------------------------------------------------------------------------
+
+
+def _choose_candidates(group, load, locality, top):
+    """The group's best eligible sites for this pass: weight x (floor + the group's mean input share there).
+
+    Like PanDA's job broker, which returns at most 10 candidates per task chunk and picks among them
+    per job: the jobs of one group (a task, typically) go to at most `top` sites per pass, each
+    job weighing them by its own input share; the list is drawn again once all of them are full.
+    """
+    weights, floor = load.weights, settings.PANDA["LOCALITY_FLOOR"]
+    total = defaultdict(float)
+    everywhere = 0  # jobs without catalogued input: every site holds "all" of it
+    for job in group.jobs:
+        shares = locality.of(job)
+        if shares is None:
+            everywhere += 1
+        else:
+            for i, share in shares.items():
+                total[i] += share
+    n = len(group.jobs)
+
+    def weight(i):
+        return weights[i] * (floor + (everywhere + total.get(i, 0.0)) / n)
+
+    open_sites = [i for i in group.eligible if weights[i] > 0]
+    group.candidates = heapq.nlargest(top, open_sites, key=weight)
+    return group.candidates
+
+
+def _weigh(candidates, shares, weights, floor):
+    """[(site index, weight, input share), ...] of the open candidates for one job, best first."""
+    ranked = []
+    for i in candidates:
+        if weights[i] > 0:
+            share = 1.0 if shares is None else shares.get(i, 0.0)
+            ranked.append((i, weights[i] * (floor + share), share))
+    ranked.sort(key=lambda item: -item[1])
+    return ranked
+
+
+@dataclass(eq=False, slots=True)
+class Decision:
+    job: object  # a row of JOB_COLUMNS
+    group: Group
+    outcome: str
+    site_index: int | None = None
+    candidates: list | None = None  # [(site index, weight, input share), ...], best first
+    diag: str = ""
+    code: int = 0
+
+
+def decide(jobs, sites, load, locality, rules_by_job, rng=random):
+    """Decide where each job goes; returns [Decision, ...] in job order. Updates `load` as it assigns."""
+    sites_by_id = {site.pk: site for site in sites}
+    groups, group_of = {}, []
+    for job in jobs:
+        rules = rules_by_job.get(job.pandaid, ())
+        key = _group_key(job, rules)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(sample=job, rules=rules, needs=_needs(job, rules, sites_by_id))
+            _evaluate(group, sites, load)
+        group.jobs.append(job)
+        group_of.append(group)
+    top, floor = settings.PANDA["BROKERAGE_TOP_SITES"], settings.PANDA["LOCALITY_FLOOR"]
+    return [_decide_one(job, group, load, locality, top, floor, rng) for job, group in zip(jobs, group_of, strict=True)]
+
+
+def _decide_one(job, group, load, locality, top, floor, rng):
+    if group.hold:
+        return Decision(job, group, Outcome.HELD, diag=group.hold, code=HELD)
+    shares = locality.of(job)
+    if job.computing_site_id:
+        if group.unfit:
+            return Decision(job, group, Outcome.UNFIT, diag=group.unfit, code=ASSIGNED_SITE_UNFIT)
+        (i,) = group.eligible
+        share = 1.0 if shares is None else shares.get(i, 0.0)
+        weight = load.load_weight(i) * (floor + share)
+        load.add_queued(i)
+        return Decision(job, group, Outcome.KEPT, i, [(i, weight, share)])
+    fresh = group.candidates is None
+    candidates = _choose_candidates(group, load, locality, top) if fresh else group.candidates
+    ranked = _weigh(candidates, shares, load.weights, floor)
+    if not ranked and not fresh:  # this pass's candidates are full: draw the list again
+        ranked = _weigh(_choose_candidates(group, load, locality, top), shares, load.weights, floor)
+    if not ranked:
+        now_full = sum(1 for i in group.eligible if load.is_full(i))
+        return Decision(job, group, Outcome.NO_SITE, diag=_no_site_diagnostic(group, now_full), code=NO_SITE)
+    ((i, _, _),) = rng.choices(ranked, weights=[weight for _, weight, _ in ranked])
+    load.add_queued(i)
+    return Decision(job, group, Outcome.PICKED, i, ranked)
+
+
+# -- The batch -----------------------------------------------------------------------------------------
+
+
+def broker_defined_jobs(*, batch=None, rng=random, seconds=None):
+    """Broker the defined jobs, a batch (one transaction) at a time; returns the summed counts.
+
+    Goes on while batches come full, for up to `seconds` (BROKERAGE_RUN_SECONDS), and stops once
+    it meets jobs it already tried in this call: a backlog is worked off in one run, and jobs no site
+    can take are tried once per run. The site loads are counted at the start and then kept up to date
+    in memory as jobs are placed, recounted every LOAD_REFRESH_SECONDS.
+    """
     batch = batch or settings.PANDA["BROKERAGE_BATCH"]
+    seconds = settings.PANDA["BROKERAGE_RUN_SECONDS"] if seconds is None else seconds
+    started, clock = timezone.now(), time.monotonic()
+    totals, run = Counter(), {}
+    while True:
+        counts = _broker_batch(batch, rng, started, run)
+        totals.update(counts)
+        if counts["jobs"] < batch or time.monotonic() - clock >= seconds:
+            break
+    totals["jobs"] += 0  # always reported, 0 when there was nothing to do
+    return dict(totals)
+
+
+def _broker_batch(batch, rng, started, run):
     now = timezone.now()
     with transaction.atomic():
-        jobs = list(
-            Job.objects.filter(status=JobStatus.DEFINED)
-            .order_by(F("brokered_at").asc(nulls_first=True), "pandaid")
-            .select_for_update(skip_locked=True)[:batch]
-        )
+        jobs = _lock_batch(batch, started)
         if not jobs:
             return {"jobs": 0}
-        sites = list(Site.objects.select_related("cloud", "storage_space"))
-        assigned, refused = _assign(jobs, sites, SiteLoad(sites), InputLocality(jobs), rng)
-        waiting = 0
-        for site, group in assigned.items():
-            ready, assigned_jobs = setupper.prepare(site, group, now)
-            waiting += len(assigned_jobs)
-            for new_state, members, reason in (
-                (JobStatus.ACTIVATED, ready, f"brokered to {site.name}"),
-                (JobStatus.ASSIGNED, assigned_jobs, f"brokered to {site.name}; waiting for input to be transferred"),
-            ):
-                state.transition_many(
-                    members, new_state, actor="brokerage", reason=reason, now=now,
-                    computing_site=site, cloud=site.cloud.name, brokered_at=now,
-                    brokerage_error_code=0, brokerage_error_diag="",
-                )  # fmt: skip
-        for (code, diag), ids in refused.items():
-            Job.objects.filter(pandaid__in=ids).update(
-                brokered_at=now, brokerage_error_code=code, brokerage_error_diag=diag[:250]
-            )
-    return {
-        "jobs": len(jobs),
-        "activated": sum(len(g) for g in assigned.values()) - waiting,
-        "assigned": waiting,
-        "no_site": sum(len(i) for i in refused.values()),
+        if "load" not in run or time.monotonic() - run["counted"] > LOAD_REFRESH_SECONDS:
+            sites = list(Site.objects.select_related("cloud", "storage_space").order_by("name"))
+            run.update(sites=sites, load=SiteLoad(sites), counted=time.monotonic())
+        sites, load = run["sites"], run["load"]
+        locality = InputLocality(jobs, load.index)
+        decisions = decide(jobs, sites, load, locality, _rules_of(jobs), rng)
+        brokerage_sql.record_decisions(decisions, sites, now)
+        counts = _apply(decisions, sites, locality, now)
+    return {"jobs": len(jobs), **counts}
+
+
+def _lock_batch(batch, started):
+    """The next defined jobs, never tried first, then the least recently tried (before `started`: once per
+    run); locked, skipping jobs other runs hold.
+
+    Two queries, each in the order of the partial index job_broker_defined (brokered_at, pandaid; nulls
+    last): one ORDER BY brokered_at NULLS FIRST could not use it and would sort the whole backlog.
+    """
+    defined = (
+        Job.objects.filter(status=JobStatus.DEFINED)
+        .order_by("brokered_at", "pandaid")
+        .select_for_update(skip_locked=True)
+        .values_list(*JOB_COLUMNS)
+    )
+    rows = list(defined.filter(brokered_at__isnull=True)[:batch])
+    if len(rows) < batch:
+        rows += defined.filter(brokered_at__lt=started)[: batch - len(rows)]
+    return [SimpleNamespace(**dict(zip(JOB_COLUMNS, row, strict=True))) for row in rows]
+
+
+def _apply(decisions, sites, locality, now):
+    """Set up the data of the jobs placed and move them on; note why the others stay defined."""
+    placed = defaultdict(list)
+    for decision in decisions:
+        if decision.site_index is not None:
+            placed[decision.site_index].append(decision.job)
+    by_name = {site.name: site for site in sites}
+    placements = [
+        (sites[i], jobs, locality.missing_at(jobs, i), by_name.get(sites[i].cloud.tier1) if sites[i].cloud_id else None)
+        for i, jobs in placed.items()
+    ]
+    moves = []  # (job, new state, site)
+    for (site, _, _, _), (ready, waiting) in zip(placements, setupper.prepare_sites(placements, now), strict=True):
+        moves += [(job, JobStatus.ACTIVATED, site) for job in ready] + [
+            (job, JobStatus.ASSIGNED, site) for job in waiting
+        ]
+    brokerage_sql.move_jobs(moves, now)
+    refused = [decision for decision in decisions if decision.site_index is None]
+    brokerage_sql.note_refusals(refused, now)
+    counts = {
+        "activated": sum(1 for _, new, _ in moves if new == JobStatus.ACTIVATED),
+        "assigned": sum(1 for _, new, _ in moves if new == JobStatus.ASSIGNED),
+        "no_site": sum(1 for decision in refused if decision.code != HELD),
     }
-
-
-def _assign(jobs, sites, load, locality, rng):
-    sites_by_id = {site.pk: site for site in sites}
-    assigned, refused = defaultdict(list), defaultdict(list)
-    for job in jobs:
-        if job.computing_site_id:
-            site, diag, code = _keep_assigned_site(job, sites_by_id[job.computing_site_id])
-        else:
-            (site, diag), code = choose_site(job, sites, load, rng, locality), NO_SITE
-        if site is None:
-            refused[(code, diag)].append(job.pandaid)
-            continue
-        assigned[site].append(job)
-        load.add_activated(site)
-    return assigned, refused
-
-
-def _keep_assigned_site(job, site):
-    """Jobs submitted for a site stay there, unless the site is offline or too small for them."""
-    if site.status == SiteStatus.OFFLINE:
-        return None, f"assigned site {site.name} is offline", ASSIGNED_SITE_UNFIT
-    refusals = site_limits_refusals(site, job)
-    if refusals:
-        return None, f"assigned site {site.name} cannot run it: " + "; ".join(refusals), ASSIGNED_SITE_UNFIT
-    return site, None, None
+    held = sum(1 for decision in refused if decision.code == HELD)
+    if held:
+        counts["held"] = held
+    return counts

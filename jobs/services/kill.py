@@ -30,7 +30,25 @@ def kill_jobs(*, user, pandaids, reason=""):
     with transaction.atomic():
         jobs = list(Job.objects.select_for_update().filter(pandaid__in=pandaids).order_by("pandaid"))
         _check_all_killable(user, pandaids, jobs)
-        return {job.pandaid: _kill_one(job, user, reason) for job in jobs}
+        return {job.pandaid: _kill_one(job, user.username, reason) for job in jobs}
+
+
+def kill_locked(jobs, *, actor, reason=""):
+    """Kill jobs the caller has locked and checked (e.g. a task's jobs); returns counts by outcome.
+
+    Queued jobs are cancelled at once, pilot-held ones get the kill command; in few statements.
+    """
+    why = f"killed by {actor}" + (f": {reason}" if reason else "")
+    queued = [job for job in jobs if job.status in QUEUED_STATES]
+    pilot_held = [job for job in jobs if job.status in PILOT_STATES]
+    held = [job.pandaid for job in pilot_held if job.command_to_pilot != KILL_COMMAND]
+    state.transition_many(queued, JobStatus.CANCELLED, actor=actor, reason=why,
+                          task_buffer_error_code=KILLED_CODE, task_buffer_error_diag=why[:300])  # fmt: skip
+    Job.objects.filter(pandaid__in=held).update(
+        command_to_pilot=KILL_COMMAND, task_buffer_error_code=KILLED_CODE, task_buffer_error_diag=why[:300]
+    )
+    return {"cancelled": len(queued), "kill_command_sent": len(held),
+            "already_being_killed": len(pilot_held) - len(held)}  # fmt: skip
 
 
 def _check_all_killable(user, pandaids, jobs):
@@ -46,13 +64,13 @@ def _check_all_killable(user, pandaids, jobs):
         )
 
 
-def _kill_one(job, user, reason):
-    why = f"killed by {user.username}" + (f": {reason}" if reason else "")
+def _kill_one(job, actor, reason):
+    why = f"killed by {actor}" + (f": {reason}" if reason else "")
     if job.status in FINAL_STATES:
         return f"already {job.status}"
     if job.status in QUEUED_STATES:
         state.transition(
-            job, JobStatus.CANCELLED, actor=user.username, reason=why,
+            job, JobStatus.CANCELLED, actor=actor, reason=why,
             task_buffer_error_code=KILLED_CODE, task_buffer_error_diag=why[:300],
         )  # fmt: skip
         return "cancelled"

@@ -20,6 +20,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
@@ -33,7 +34,7 @@ from sites.models import Site
 
 from ..choices import LIVE_STATES, FileType, JobStatus
 from ..models import Job, JobFile
-from . import state
+from . import bulk_sql, state
 
 DISPATCH_PRIORITY = 4
 ACTOR = "panda"
@@ -42,19 +43,39 @@ ACTOR = "panda"
 # -- Setupper ------------------------------------------------------------------------------------------
 
 
-def prepare(site, jobs, now):
+_UNSET = object()
+
+
+def prepare(site, jobs, now, *, missing=None, tier1=_UNSET):
     """Set up the data of `jobs` brokered to `site`; returns (jobs to activate, jobs to assign)."""
-    missing = _missing_inputs(site, jobs)
-    ready = [job for job in jobs if not missing.get(job.pandaid)]
-    waiting = [job for job in jobs if missing.get(job.pandaid)]
-    groups = defaultdict(list)
-    for job in waiting:
-        groups[(job.task_id or 0, job.prod_source_label)].append(job)
-    for (task_id, label), group in groups.items():
-        _dispatch(site, group, {lfn: pk for job in group for lfn, pk in missing[job.pandaid].items()}, now,
-                  task_id, label)  # fmt: skip
-    _prepare_outputs(site, jobs)
-    return ready, waiting
+    if missing is None:
+        missing = _missing_inputs(site, jobs)
+    return prepare_sites([(site, jobs, missing, archival_site(site) if tier1 is _UNSET else tier1)], now)[0]
+
+
+def prepare_sites(placements, now):
+    """`prepare` for the jobs of a brokerage batch: [(site, jobs, missing, tier1), ...] -> [(ready, waiting), ...].
+
+    `missing` is {pandaid: {lfn: file id}} of the catalogued inputs the site lacks (the brokerage read
+    them with the batch's input replicas) and `tier1` the site's archival site (or None). Dispatch
+    blocks, destination datasets and their subscriptions are made per site as by `prepare`; the job
+    files are pointed at them in one statement per column for the whole batch.
+    """
+    results, dispatch_rows = [], []
+    for site, jobs, missing, _ in placements:
+        ready = [job for job in jobs if not missing.get(job.pandaid)]
+        waiting = [job for job in jobs if missing.get(job.pandaid)]
+        groups = defaultdict(list)
+        for job in waiting:
+            groups[(job.task_id or 0, job.prod_source_label)].append(job)
+        for (task_id, label), group in groups.items():
+            files = {lfn: pk for job in group for lfn, pk in missing[job.pandaid].items()}
+            name = _dispatch(site, group, files, now, task_id, label)
+            dispatch_rows += [(job.pandaid, lfn, name) for job in group for lfn in missing[job.pandaid]]
+        results.append((ready, waiting))
+    bulk_sql.set_dispatch_blocks(dispatch_rows)
+    _prepare_outputs(placements)
+    return results
 
 
 def _missing_inputs(site, jobs):
@@ -78,35 +99,36 @@ def _missing_inputs(site, jobs):
 
 
 def _dispatch(site, group, files, now, task_id, label):
+    """The dispatch block of the files a group of jobs lacks at the site, subscribed and watched; returns its name."""
     name = f"panda.{task_id}.{now:%Y%m%d%H%M%S}.{label}.{uuid.uuid4()}_dis{group[0].pandaid}"
     block = system.create_dispatch_block(name, sorted(set(files.values())), owner=None)
     subscriptions.subscribe(dataset=block, site=site, owner_name=ACTOR, activity=Activity.DISPATCH,
                             priority=DISPATCH_PRIORITY)  # fmt: skip
-    JobFile.objects.filter(job__in=group, type=FileType.INPUT, lfn__in=list(files)).update(dispatch_dblock=name)
     callbacks.register_callback(dataset=block, site=site, kind=CallbackKind.ACTIVATE_JOBS, owner_name=ACTOR)
+    return name
 
 
-def _prepare_outputs(site, jobs):
-    """Point outputs with a dataset at a destination dataset per output dataset and group of jobs."""
-    rows = list(
-        JobFile.objects.filter(job__in=jobs, type__in=(FileType.OUTPUT, FileType.LOG))
-        .exclude(dataset="")
-        .values_list("id", "job_id", "dataset")
-    )
+def _prepare_outputs(placements):
+    """Point outputs with a dataset at a destination dataset per output dataset and group of jobs (per site)."""
+    site_of = {job.pandaid: (site, tier1) for site, jobs, _, tier1 in placements for job in jobs}
+    owner_of = {job.pandaid: job.owner_id for _, jobs, _, _ in placements for job in jobs}
     by_dataset = defaultdict(list)
-    for row_id, job_id, dataset in rows:
-        by_dataset[dataset].append((row_id, job_id))
-    owners = {job.pandaid: job.owner for job in jobs}
-    tier1 = archival_site(site)
-    for name, files in by_dataset.items():
-        first = min(job_id for _, job_id in files)
+    for row_id, job_id, dataset in bulk_sql.output_rows(site_of):
+        by_dataset[(site_of[job_id][0].pk, dataset)].append((row_id, job_id))
+    firsts = {key: min(job_id for _, job_id in files) for key, files in by_dataset.items()}
+    owners = get_user_model().objects.in_bulk({owner_of[first] for first in firsts.values()} - {None})
+    updates = []
+    for key, files in by_dataset.items():
+        name, first = key[1], firsts[key]
+        site, tier1 = site_of[first]
         try:
-            destination = system.destination_dataset(name, f"{name}_sub{first}", owner=owners[first])
+            destination = system.destination_dataset(name, f"{name}_sub{first}", owner=owners.get(owner_of[first]))
         except ServiceError:
             continue  # an output dataset name the catalog refuses: the outputs stay uncatalogued
-        JobFile.objects.filter(pk__in=[row_id for row_id, _ in files]).update(destination_dblock=destination.name)
+        updates += [(row_id, destination.name) for row_id, _ in files]
         if tier1 is not None and tier1.pk != site.pk:
             subscriptions.subscribe(dataset=destination, site=tier1, owner_name=ACTOR, activity=Activity.ARCHIVAL)
+    bulk_sql.set_destination_blocks(updates)
 
 
 def archival_site(site):

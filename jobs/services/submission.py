@@ -17,6 +17,15 @@ from . import state
 
 # Labels that run production resources; only production managers may submit them.
 PRODUCTION_LABELS = {"managed", "test", "prod_test", "ptest", "install"}
+# Priorities (reference/panda-server.md §5.1; docs/brokerage.md "Priorities"). Production jobs keep the
+# priority they are given (a task's jobs get the task's). Analysis jobs of people without the production
+# role are capped at USER_MAX_PRIORITY (PanDA keeps analysis tasks in 900..1100) and lose one unit per
+# five of the owner's queued or running jobs. Test jobs, which validate sites and releases, go first.
+DEFAULT_PRIORITY = 1000
+USER_MAX_PRIORITY = 1100
+TEST_LABELS = {"test", "prod_test", "ptest"}
+TEST_PRIORITY_BOOST = 1000
+EXPRESS_PRIORITY = 6000  # production jobs with special_handling "express" (PanDA's express stream)
 JOB_FIELDS = (
     "job_name", "transformation", "job_parameters", "prod_source_label", "processing_type",
     "cloud", "core_count", "min_ram_count", "max_disk_count", "max_walltime", "max_cpu_count",
@@ -47,12 +56,15 @@ def submit_jobs(*, submitter, specs):
     if len(specs) > limit:
         raise InvalidInput(f"{len(specs)} jobs in one call; at most {limit} are accepted")
     _check_labels(submitter, specs)
+    production_role = roles.has_role(submitter, roles.PRODUCTION_MANAGER)
     sites = _resolve_sites(specs)
     now = timezone.now()
     with transaction.atomic():
         serial = _queued_user_jobs(submitter)
         dn = _submitter_dn(submitter)
-        jobs = [_build_job(spec, submitter, sites, now, serial + index) for index, spec in enumerate(specs)]
+        jobs = [
+            _build_job(spec, submitter, sites, now, serial + index, production_role) for index, spec in enumerate(specs)
+        ]
         for job in jobs:
             job.prod_user_id = dn
         for check in _submission_checks:
@@ -99,7 +111,7 @@ def _queued_user_jobs(submitter):
     return Job.objects.filter(owner=submitter, prod_source_label="user").filter(status__in=LIVE_STATES).count()
 
 
-def _build_job(spec, submitter, sites, now, serial):
+def _build_job(spec, submitter, sites, now, serial, production_role):
     job = Job(**{name: spec[name] for name in JOB_FIELDS if spec.get(name) is not None})
     job.owner = submitter
     job.prod_user_name = submitter.username
@@ -109,16 +121,29 @@ def _build_job(spec, submitter, sites, now, serial):
     if site is not None:
         job.computing_site = site
         job.cloud = job.cloud or site.cloud.name
-    job.assigned_priority = spec.get("priority", 1000)
+    job.assigned_priority = _assigned_priority(job, spec.get("priority"), production_role)
     job.current_priority = _initial_priority(job, serial)
     job.n_input_files = len(spec.get("input_files", ()))
     return job
 
 
+def _assigned_priority(job, requested, production_role):
+    """The priority asked for; an analysis job of someone without the production role gets at most 1100."""
+    priority = DEFAULT_PRIORITY if requested is None else requested
+    if job.prod_source_label not in PRODUCTION_LABELS and not production_role:
+        priority = min(priority, USER_MAX_PRIORITY)
+    return priority
+
+
 def _initial_priority(job, serial):
-    """User jobs lose one priority unit per five of the owner's queued jobs (PanDA PrioUtil)."""
+    """PanDA PrioUtil: user jobs lose one unit per five of the owner's queued jobs; test jobs get a boost;
+    express production jobs jump to EXPRESS_PRIORITY."""
     if job.prod_source_label == "user":
         return job.assigned_priority - serial // 5
+    if job.prod_source_label in PRODUCTION_LABELS and job.special_handling == "express":
+        return max(job.assigned_priority, EXPRESS_PRIORITY)
+    if job.prod_source_label in TEST_LABELS:
+        return job.assigned_priority + TEST_PRIORITY_BOOST
     return job.assigned_priority
 
 

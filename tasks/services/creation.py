@@ -10,8 +10,8 @@ processed ("process only new files"); a task that follows its input gets new fil
 periodically (add_new_inputs).
 """
 
-from django.db import transaction
-from django.db.models import Sum
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from datasets.choices import DatasetKind
@@ -19,9 +19,11 @@ from datasets.models import Dataset, DatasetFile
 from datasets.naming import is_valid_name, parse
 from datasets.services import system
 from datasets.services.containers import descendants
+from jobs.choices import FileType
+from jobs.models import JobFile
 from jobs.services.submission import submit_jobs
 from pandamon import roles
-from pandamon.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from pandamon.errors import Conflict, InvalidInput, NotFound, PermissionDenied, ServiceError
 
 from ..choices import FINAL_TASK_STATES, InputStatus, TaskStatus, TaskType
 from ..models import JobSet, Task, TaskInput
@@ -34,6 +36,7 @@ SPEC_FIELDS = (
     "max_attempts", "site", "excluded_sites",
 )  # fmt: skip
 JOBS_PER_CALL = 5000
+ANALYSIS_PRIORITY = 1000
 
 
 def submit_task(*, user, spec, task_type):
@@ -44,7 +47,7 @@ def submit_task(*, user, spec, task_type):
         task = _existing_analysis_task(user, spec) if task_type == TaskType.ANALYSIS else None
         if task is None:
             task = _create(user, spec, task_type)
-        pandaids = add_new_inputs(task, actor=user.username)
+        pandaids = add_new_inputs(task, actor=user.username, redo_failed=task_type == TaskType.ANALYSIS)
     return task, pandaids
 
 
@@ -77,11 +80,26 @@ def _clean(spec, task_type, user):
             raise InvalidInput(f"{name}: give a non-negative integer")
     if not isinstance(clean.get("excluded_sites", []), list):
         raise InvalidInput("excluded_sites: give a list of site names")
+    _check_text_lengths(clean)
+    if not isinstance(clean.get("follow_input", False), bool):
+        raise InvalidInput("follow_input: give true or false")
+    if clean.get("max_attempts") == 0:
+        raise InvalidInput("max_attempts: at least 1")
+    if task_type == TaskType.ANALYSIS and clean.get("priority", 1000) > ANALYSIS_PRIORITY:
+        raise InvalidInput(f"priority: an analysis task may lower its priority, not raise it above {ANALYSIS_PRIORITY}")
     splitting.check_template(clean.get("job_parameters", ""))
     clean.setdefault("name", clean["output_dataset"] if task_type == TaskType.ANALYSIS else "")
     if not clean["name"]:
         raise InvalidInput("name: required for production tasks")
     return clean
+
+
+def _check_text_lengths(clean):
+    for field in Task._meta.fields:
+        limit = getattr(field, "max_length", None)
+        value = clean.get(field.name)
+        if limit and value is not None and (not isinstance(value, str) or len(value) > limit):
+            raise InvalidInput(f"{field.name}: give text of at most {limit} characters")
 
 
 def _existing_analysis_task(user, spec):
@@ -104,33 +122,50 @@ def _create(user, spec, task_type):
     if Task.objects.filter(name=spec["name"]).exists():
         raise Conflict(f"a task named {spec['name']} exists already")
     label = "managed" if task_type == TaskType.PRODUCTION else "user"
-    task = Task.objects.create(type=task_type, owner=user, owner_name=user.username, prod_source_label=label, **spec)
+    try:
+        with transaction.atomic():
+            task = Task.objects.create(type=task_type, owner=user, owner_name=user.username,
+                                       prod_source_label=label, **spec)  # fmt: skip
+    except IntegrityError:  # the same name submitted at the same moment by another call
+        raise Conflict(f"a task named {spec['name']} exists already") from None
     status.record(task, "", TaskStatus.DEFINED, actor=user.username, reason="submitted")
     return task
 
 
-def add_new_inputs(task, *, actor):
-    """Record the input files the task has not seen yet and make their jobs; returns the new PandaIDs."""
-    if task.status in FINAL_TASK_STATES and task.status != TaskStatus.DONE:
+def add_new_inputs(task, *, actor, redo_failed=False):
+    """Make jobs for the input files the task has not seen yet — and, with `redo_failed` (a user's
+    resubmission), for its pieces that failed for good. Returns the new PandaIDs."""
+    if task.status in (TaskStatus.ABORTED, TaskStatus.BROKEN):
         raise Conflict(f"task {task.task_id} is {task.status}; it takes no new input")
     files = _new_input_files(task)
-    pieces = splitting.pieces_of([(lfn, size, events) for lfn, size, events, _ in files],
-                                 n_events_per_job=task.n_events_per_job, events_per_file=task.events_per_file)  # fmt: skip
-    if not pieces:
+    new = splitting.pieces_of([(lfn, size, events) for lfn, size, events, _ in files],
+                              n_events_per_job=task.n_events_per_job, events_per_file=task.events_per_file)  # fmt: skip
+    redo = list(TaskInput.objects.filter(task=task, status=InputStatus.FAILED)) if redo_failed else []
+    if not new and not redo:
         if not task.files_total:
-            status.change(task, TaskStatus.BROKEN, actor=actor, reason=f"input {task.input_dataset} has no files")
+            raise InvalidInput(f"input {task.input_dataset} has no files to process")
         return []
-    dataset_of = {lfn: name for lfn, _, _, name in files}
+    dataset_of = {lfn: name for lfn, _, _, name in files} | _datasets_of(redo)
+    pieces = [splitting.Piece(r.lfn, r.fsize, r.first_event, r.n_events) for r in redo] + new
     groups = splitting.split(pieces, n_files_per_job=task.n_files_per_job, n_events_per_job=task.n_events_per_job,
                              max_size_per_job_mb=task.max_size_per_job_mb)  # fmt: skip
     pandaids = _submit(task, groups, dataset_of)
-    _record_pieces(task, groups, pandaids)
-    if task.status == TaskStatus.DONE:
+    _record_pieces(task, groups, pandaids, {(r.lfn, r.first_event): r for r in redo})
+    if task.status in FINAL_TASK_STATES:
         system.reopen_container(task.output_dataset)
-    if task.status in (TaskStatus.DEFINED, TaskStatus.DONE):
-        status.change(task, TaskStatus.READY if task.status == TaskStatus.DEFINED else TaskStatus.RUNNING,
-                      actor=actor, reason=f"{len(pandaids)} job(s) for {len(pieces)} new input piece(s)")  # fmt: skip
+    reason = f"{len(pandaids)} job(s) for {len(new)} new and {len(redo)} failed input piece(s)"
+    if task.status == TaskStatus.DEFINED:
+        status.change(task, TaskStatus.READY, actor=actor, reason=reason)
+    elif task.status in FINAL_TASK_STATES:
+        status.change(task, TaskStatus.RUNNING, actor=actor, reason=reason)
     return pandaids
+
+
+def _datasets_of(pieces):
+    """The input dataset each earlier piece's file was read from (its last job says)."""
+    rows = JobFile.objects.filter(job_id__in={p.job_id for p in pieces}, lfn__in={p.lfn for p in pieces},
+                                  type=FileType.INPUT).values_list("lfn", "dataset")  # fmt: skip
+    return dict(rows)
 
 
 def _new_input_files(task):
@@ -173,7 +208,8 @@ def _job_spec(task, jobset, serial, group, dataset_of):
     spec = {
         "job_name": f"{task.name[:230]}._{serial:06d}", "transformation": task.transformation,
         "job_parameters": splitting.expand(task.job_parameters, inputs=[p.lfn for p in group], outputs=outputs,
-                                           serial=serial, first_event=first.first_event, n_events=first.n_events),
+                                           serial=serial, first_event=first.first_event,
+                                           n_events=first.n_events if task.n_events_per_job else None),
         "prod_source_label": task.prod_source_label, "task_id": task.task_id, "jobset_id": jobset.pk,
         "job_definition_id": jobset.pk, "priority": task.priority, "min_ram_count": task.ram_mb,
         "max_walltime": task.walltime_s, "max_attempt": task.max_attempts, "sw_release": task.sw_release,
@@ -185,30 +221,28 @@ def _job_spec(task, jobset, serial, group, dataset_of):
     return spec
 
 
-def _record_pieces(task, groups, pandaids):
-    TaskInput.objects.bulk_create(
-        [
-            TaskInput(
-                task=task,
-                lfn=piece.lfn,
-                fsize=piece.fsize,
-                first_event=piece.first_event,
-                n_events=piece.n_events,
-                status=InputStatus.ASSIGNED,
-                job_id=pandaid,
-                attempts=1,
-            )  # fmt: skip
-            for group, pandaid in zip(groups, pandaids, strict=True)
-            for piece in group
-        ],
-        batch_size=2000,
-    )
-    n_pieces = sum(len(group) for group in groups)
-    events = sum(piece.n_events or 0 for group in groups for piece in group)
-    Task.objects.filter(pk=task.pk).update(files_total=task.files_total + n_pieces,
-                                           events_total=task.events_total + events, modified_at=timezone.now())  # fmt: skip
-    task.files_total += n_pieces
+def _record_pieces(task, groups, pandaids, earlier):
+    """Note which job holds each piece: new pieces are recorded, failed ones given to their new job."""
+    new_rows = []
+    for group, pandaid in zip(groups, pandaids, strict=True):
+        for piece in group:
+            row = earlier.get((piece.lfn, piece.first_event))
+            if row is not None:
+                TaskInput.objects.filter(pk=row.pk).update(status=InputStatus.ASSIGNED, job_id=pandaid,
+                                                           attempts=F("attempts") + 1)  # fmt: skip
+                continue
+            new_rows.append(TaskInput(task=task, lfn=piece.lfn, fsize=piece.fsize, first_event=piece.first_event,
+                                      n_events=piece.n_events, status=InputStatus.ASSIGNED, job_id=pandaid,
+                                      attempts=1))  # fmt: skip
+    TaskInput.objects.bulk_create(new_rows, batch_size=2000)
+    events = sum(row.n_events or 0 for row in new_rows)
+    Task.objects.filter(pk=task.pk).update(
+        files_total=F("files_total") + len(new_rows), events_total=F("events_total") + events,
+        files_failed=F("files_failed") - len(earlier), modified_at=timezone.now(),
+    )  # fmt: skip
+    task.files_total += len(new_rows)
     task.events_total += events
+    task.files_failed -= len(earlier)
 
 
 def follow_inputs(*, batch=100):
@@ -218,7 +252,12 @@ def follow_inputs(*, batch=100):
     for pk in list(following[:batch]):
         with transaction.atomic():
             task = Task.objects.select_for_update().get(pk=pk)
-            counts["jobs"] += len(add_new_inputs(task, actor="follow-input"))
+            try:
+                counts["jobs"] += len(add_new_inputs(task, actor="follow-input"))
+            except ServiceError as error:  # one task's input gone must not stop the others
+                Task.objects.filter(pk=pk).update(status_reason=f"following its input: {error.message}"[:500])
+                counts["refused"] = counts.get("refused", 0) + 1
+                continue
             counts["tasks"] += 1
     return counts
 

@@ -203,7 +203,9 @@ def test_a_stuck_subscription_keeps_its_first_stuck_time_through_repairs_and_cou
     assert evaluate_subscriptions()["repaired"] == 1  # failed transfers queued again
     assert evaluate_subscriptions()["repaired"] == 0  # not again before the repair delay
     subscription.refresh_from_db()
-    assert subscription.state == SubscriptionState.ACTIVE and subscription.stuck_at == first_stuck - timedelta(minutes=5)
+    assert subscription.state == SubscriptionState.ACTIVE and subscription.stuck_at == first_stuck - timedelta(
+        minutes=5
+    )
     run_agents(rounds=settings.PANDA["TRANSFER_MAX_ATTEMPTS"] + 2)
     subscription.refresh_from_db()
     assert (subscription.state, subscription.stuck_count) == (SubscriptionState.STUCK, 2)

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import pytest
 
 from jobs.choices import JobStatus
+from jobs.models import Job
 from jobs.services import state
 
 from ..factories import JobFactory, SiteFactory
@@ -193,4 +194,67 @@ def test_browse_transfers_to_a_stuck_subscription(live_server_url, flow_data, br
     page.goto(live_server_url + "/transfers/channels/")
     page.wait_for_selector(".flow-plot .main-svg", timeout=15000)  # plotly drew the throughput plot
     page.screenshot(path=str(ARTIFACTS / "transfer-channels.png"), full_page=True)
+    assert problems == {"console": [], "outside": []}
+
+
+@pytest.fixture
+def task_data(live_server_url):
+    """alice's analysis task running: a job finished after 25 minutes, one failed with a pilot error, one running;
+    and bob's task still ready."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from datasets.services import catalog
+    from pandamon import roles
+    from tasks.choices import TaskType
+    from tasks.services import rollup
+    from tasks.services.creation import submit_task
+
+    from ..factories import UserFactory, grant_role
+
+    ops = grant_role(UserFactory(username="ops"), roles.DATA_OPERATOR)
+    files = [{"lfn": f"digit._{i:05d}.pool.root", "fsize": 1000 + i, "adler32": "0000abcd"} for i in range(6)]
+    catalog.register_new_dataset(user=ops, name="mc11.007216.digit.v1", files=files)
+    tasks = {}
+    for owner in ("alice", "bob"):
+        spec = {"input_dataset": "mc11.007216.digit.v1", "output_dataset": f"user.{owner}.reco.v1",
+                "transformation": "run.sh", "job_parameters": "${IN} ${OUT}", "n_files_per_job": 2}  # fmt: skip
+        tasks[owner], _ = submit_task(user=UserFactory(username=owner), spec=spec, task_type=TaskType.ANALYSIS)
+    site = SiteFactory(name="BNL", tier=1)
+    started = timezone.now() - timedelta(minutes=40)
+    jobs = list(Job.objects.filter(task_id=tasks["alice"].task_id).order_by("pandaid"))
+    for job in jobs:
+        for step in (JobStatus.ACTIVATED, JobStatus.SENT, JobStatus.RUNNING):
+            extra = {"computing_site": site, "start_time": started} if step == JobStatus.ACTIVATED else {}
+            state.transition(job, step, actor="test", **extra)
+    for step in (JobStatus.HOLDING, JobStatus.FINISHED):
+        state.transition(jobs[0], step, actor="test", end_time=started + timedelta(minutes=25))
+    state.transition(jobs[1], JobStatus.FAILED, actor="test", end_time=started + timedelta(minutes=3),
+                     pilot_error_code=1099, pilot_error_diag="stage-in failed")  # fmt: skip
+    rollup.roll_up(lag_seconds=0)
+    return tasks["alice"]
+
+
+def test_browse_the_task_list_to_a_task_and_its_plots(live_server_url, task_data, browser_page):
+    task, page = task_data, browser_page
+    problems = watch(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    page.goto(live_server_url + "/")
+    page.get_by_role("link", name="Tasks", exact=True).click()
+    page.wait_for_url("**/tasks/")
+    assert page.locator("table.list tbody tr").count() == 2
+    page.screenshot(path=str(ARTIFACTS / "tasks.png"), full_page=True)
+    page.locator("table.facets a.chip", has_text="running").click()  # a facet of the attribute summary
+    page.wait_for_url("**/tasks/?status=running*")
+    assert page.locator("table.list tbody tr").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "tasks-running.png"), full_page=True)
+    page.locator("table.list").get_by_role("link", name=str(task.task_id), exact=True).click()
+    page.wait_for_url(f"**/tasks/{task.task_id}/")
+    page.wait_for_selector("#plot-durations .main-svg", timeout=15000)  # plotly drew the durations
+    page.wait_for_selector("#plot-failures .main-svg", timeout=15000)
+    body = page.locator("body").inner_text()
+    assert "stage-in failed" in body and "digit._00000.pool.root" in body
+    page.screenshot(path=str(ARTIFACTS / "task.png"), full_page=True)
     assert problems == {"console": [], "outside": []}

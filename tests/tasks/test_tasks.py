@@ -163,3 +163,31 @@ def test_a_task_done_closes_its_output_datasets(alice, operator):
     task.refresh_from_db()
     assert task.status == TaskStatus.DONE and task.ended_at is not None
     assert Dataset.objects.get(name=task.output_dataset).state == "closed"
+
+
+def test_resubmitting_a_partly_finished_task_redoes_its_failed_files_and_new_ones(alice, operator):
+    input_dataset(operator, 4)
+    task, (first, second) = analysis(alice)
+    for pandaid, end in ((first, JobStatus.FINISHED), (second, JobStatus.FAILED)):
+        job = Job.objects.get(pk=pandaid)
+        for new in (JobStatus.ACTIVATED, JobStatus.SENT, JobStatus.RUNNING, JobStatus.HOLDING, end):
+            state.transition(job, new, actor="test")
+    roll()
+    task.refresh_from_db()
+    assert (task.status, task.files_failed) == (TaskStatus.FINISHED, 2)
+    catalog.add_files_to_dataset(user=operator, name=INPUT, files=[
+        {"lfn": f"{INPUT}._00009.pool.root", "fsize": 9, "adler32": "0000abcd"}])  # fmt: skip
+    again, pandaids = analysis(alice)
+    assert again.pk == task.pk and len(pandaids) == 2  # the 2 failed files in one job, the new file in another
+    task.refresh_from_db()
+    assert (task.status, task.files_failed, task.files_total) == (TaskStatus.RUNNING, 0, 5)
+    redone = set(JobFile.objects.filter(job_id__in=pandaids, type="input").values_list("lfn", flat=True))
+    assert redone == {f"{INPUT}._00003.pool.root", f"{INPUT}._00004.pool.root", f"{INPUT}._00009.pool.root"}
+
+
+def test_analysis_tasks_may_lower_their_priority_not_raise_it(alice, operator):
+    input_dataset(operator, 1)
+    with pytest.raises(InvalidInput, match="lower its priority"):
+        analysis(alice, priority=5000)
+    task, (pandaid,) = analysis(alice, priority=900)
+    assert Job.objects.get(pk=pandaid).assigned_priority == 900
