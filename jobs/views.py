@@ -9,6 +9,7 @@ from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.pages import error_page, list_page, render_page
 
 from . import analysis, errorcodes, selectors
+from .brokerage_selectors import brokerage_decision
 from .choices import FINAL_STATES, JobStatus
 from .filters import JobFilterSet
 from .models import Job
@@ -70,6 +71,7 @@ def job_detail(request, pandaid):
             for h in history
         ],
         "brokerage": _brokerage_log(job, history),
+        "brokerage_decision": brokerage_decision(pandaid=job.pandaid),
         "errors": errors,
         "why_waiting": analysis.explain(job),
         "previous_attempt": previous.pandaid if previous else None,

@@ -396,3 +396,16 @@ def test_dispatch_order_at_a_site_is_priority_then_age(settings):
             sent, _ = dispatcher.dispatch_jobs(site=site, request=dispatcher.PilotRequest(node="wn1"))
             order += [job.pandaid for job, _ in sent]
         assert order == [made["top"], made["old-mid"], made["young-mid"], made["old-low"]], single_statement
+
+
+def test_the_job_page_shows_the_brokerage_decision(client):
+    SiteFactory(name="BIGSITE", max_memory_mb=8000)
+    SiteFactory(name="SMALLSITE", max_memory_mb=1000)
+    job = JobFactory(min_ram_count=4000)
+    brokerage.broker_defined_jobs()
+    data = client.get(f"/jobs/{job.pk}/?json").json()
+    decision = data["brokerage_decision"]
+    assert decision["site"] == "BIGSITE" and decision["candidates"][0]["chosen"]
+    assert any("SMALLSITE" in row["sites"] for row in decision["rejected"])
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "Latest brokerage decision" in page and "Sites left out" in page
