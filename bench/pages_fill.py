@@ -354,8 +354,9 @@ FILE_REPLICA_COLUMNS = {
     "created_at": "f.created_at + r.copy * interval '1 hour'",
 }
 DATASET_REPLICA_SQL = """
-INSERT INTO datasets_datasetreplica (dataset_id, site_id, files_present, bytes_present, created_at, modified_at)
-SELECT m.dataset_id, r.site_id, count(*), sum(f.fsize), min(r.created_at), max(r.created_at)
+INSERT INTO datasets_datasetreplica (dataset_id, site_id, files_present, bytes_present, secondary, created_at,
+                                     modified_at)
+SELECT m.dataset_id, r.site_id, count(*), sum(f.fsize), false, min(r.created_at), max(r.created_at)
 FROM datasets_filereplica AS r
 JOIN datasets_datasetfile AS m ON m.file_id = r.file_id
 JOIN datasets_file AS f ON f.id = r.file_id

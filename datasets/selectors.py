@@ -4,6 +4,7 @@ import re
 from collections import Counter
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Case, Count, F, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -346,7 +347,40 @@ def dispatch_progress(block_name, site_id):
         "queued": by_state.get("queued", 0), "submitted": by_state.get("submitted", 0),
         "failed": by_state.get("failed", 0), "last_error": last or "",
         "subscription": Subscription.objects.filter(dataset=dataset, site_id=site_id).first(),
+        "queue_position": queue_position(requests),
     }  # fmt: skip
+
+
+def queue_position(requests):
+    """How many queued transfers an agent claims before the first queued one of `requests` (None: none queued).
+
+    Agents claim by priority, then age (datasets.services.transfers), so that is the order counted here."""
+    first = requests.filter(state="queued").order_by("-priority", "id").values("id", "priority").first()
+    if first is None:
+        return None
+    ahead = Q(priority__gt=first["priority"]) | Q(priority=first["priority"], id__lt=first["id"])
+    return TransferRequest.objects.filter(ahead, state="queued").count()
+
+
+def failing_channels(site_id, *, now=None):
+    """Channels into a site failing over the alarm rule's window (PANDA_ALARMS CHANNEL_*):
+    [{"source", "since" (the first hour with failures), "failed", "done", "last_error"}], worst first."""
+    now = now or timezone.now()
+    limits = settings.PANDA_ALARMS
+    start = (now - timedelta(hours=limits["CHANNEL_WINDOW_HOURS"])).replace(minute=0, second=0, microsecond=0)
+    rows = TransferChannelStat.objects.filter(destination_id=site_id, hour__gte=start).order_by("hour")
+    by_source = {}
+    for row in rows.values("source__name", "hour", "files_done", "files_failed", "last_error"):
+        channel = by_source.setdefault(row["source__name"], {"source": row["source__name"], "since": None,
+                                                              "failed": 0, "done": 0, "last_error": ""})  # fmt: skip
+        channel["failed"] += row["files_failed"]
+        channel["done"] += row["files_done"]
+        if row["files_failed"]:
+            channel["since"] = channel["since"] or row["hour"]
+            channel["last_error"] = row["last_error"] or channel["last_error"]
+    failing = [c for c in by_source.values()
+               if c["failed"] and c["failed"] / (c["failed"] + c["done"]) >= limits["CHANNEL_FAILED_SHARE"]]  # fmt: skip
+    return sorted(failing, key=lambda c: -c["failed"])
 
 
 # --- The data flow: subscriptions, transfers, channels (the API and the portal pages) -------------

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from datasets.selectors import dispatch_progress
+from datasets.selectors import dispatch_progress, failing_channels
 from sites.choices import SiteStatus
 from sites.models import Site
 from sites.selectors import pilots_silent
@@ -66,8 +66,13 @@ def _assigned(job, now):
         f"dispatch block {block}: {progress['present']} of {progress['files']} file(s) at the site; "
         f"transfers {progress['queued']} queued, {progress['submitted']} copying, {progress['failed']} failed"
     )
+    if progress["queue_position"] is not None:
+        lines.append(f"transfer queue position {progress['queue_position']}: that many queued transfers go first")
     if progress["subscription"] is not None and progress["subscription"].reason:
         lines.append(f"its subscription is {progress['subscription'].state}: {progress['subscription'].reason}")
+    for channel in failing_channels(job.computing_site_id, now=now):
+        lines.append(f"channel {channel['source']}→{_site_name(job)} failing since {channel['since']:%H:%M} UTC "
+                     f"({channel['failed']} failed, {channel['done']} done): {channel['last_error'][:200]}")  # fmt: skip
     if progress["last_error"]:
         lines.append(f"last transfer error: {progress['last_error']}")
     return lines

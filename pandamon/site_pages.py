@@ -25,7 +25,7 @@ from sites.selectors import pilots_silent
 from sites.selectors import site_list as select_sites
 
 from .pages import error_page, render_page
-from .views import history_figure
+from .views import history_figure, storage_history_figure, transfer_history_figure
 
 SITE_COLUMNS = ("id", "name", "cloud__name", "tier", "status", "grid_flavour", "max_memory_mb", "max_disk_mb",
                 "max_walltime_s", "cores", "max_running_jobs", "comment", "pilot_activity__last_contact_at")  # fmt: skip
@@ -231,6 +231,8 @@ def site_detail(request, name):
         "hours_options": WINDOW_CHOICES,
         "failures": failures, "nodes": nodes, "files": files,
         "history_figure": history_figure(site=site, title=f"{site.name}: jobs by state, last 48 h"),
+        "transfer_history_figure": transfer_history_figure(site=site, title=f"{site.name}: transfers in, last 48 h"),
+        "storage_history_figure": storage_history_figure(site=site, title=f"{site.name}: storage, last 48 h"),
         "transfer_rows": [(state, transfers["in"][state], transfers["out"][state]) for state in TransferState.values],
         "subscription_rows": list(data["subscriptions_by_state"].items()), "all_time": ALL_TIME["days"],
         "transfer_help": dict(TransferState.choices), "subscription_help": dict(SubscriptionState.choices),

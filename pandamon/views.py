@@ -11,7 +11,7 @@ from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.utils import timezone
 
-from alarms.selectors import job_history, live_alarms
+from alarms.selectors import job_history, live_alarms, storage_history, transfer_history
 from datasets.selectors import transfer_activity
 from jobs.choices import FINAL_STATES, JobStatus
 from jobs.errorcodes import first_error
@@ -52,11 +52,34 @@ def home(request):
         "transfers": transfer_activity(now=now),
     }
     figure = history_figure(site=None, title=f"All sites, last {HISTORY_HOURS} h")
+    transfers_figure = transfer_history_figure(site=None, title=f"Transfers, all channels, last {HISTORY_HOURS} h")
     transfers = data["transfers"]
     context = {"data": data, "clouds": clouds, "states": DASHBOARD_STATES, "failures": failures,
-               "hours": RECENT_HOURS, "final_states": FINAL_STATES, "history_figure": figure,
+               "hours": RECENT_HOURS, "final_states": FINAL_STATES, "history_figure": figure, "transfer_history_figure": transfers_figure,
                "transfer_periods": [("last hour", 1, transfers["last_hour"]), ("last 24 h", 24, transfers["last_day"])]}  # fmt: skip
     return render_page(request, "home.html", context, json_data=data)
+
+
+def transfer_history_figure(*, site, title):
+    """Transfers per snapshot interval (files done, failed) and the queue, into `site` (or everywhere);
+    None before the first snapshot."""
+    edges, series = transfer_history(since=timezone.now() - timedelta(hours=HISTORY_HOURS), destination=site)
+    if not edges:
+        return None
+    width = timedelta(seconds=settings.PANDA["HISTORY_INTERVAL_SECONDS"])
+    shown = {name: series[name] for name in ("files_done", "files_failed", "queued", "submitted") if name in series}
+    return plots.time_lines(edges, shown, width=width, title=title, y_title="files")
+
+
+def storage_history_figure(*, site, title):
+    """A site's storage over time: used and free space from its reports, and the catalog's bytes there."""
+    edges, series = storage_history(since=timezone.now() - timedelta(hours=HISTORY_HOURS), site=site)
+    if not edges or not any(value for values in series.values() for value in values if value):
+        return None
+    width = timedelta(seconds=settings.PANDA["HISTORY_INTERVAL_SECONDS"])
+    gigabytes = {name: [None if v is None else round(v / 1e9, 3) for v in series[name]]
+                 for name in ("used_bytes", "free_bytes", "catalog_bytes")}  # fmt: skip
+    return plots.time_lines(edges, gigabytes, width=width, title=title, y_title="GB")
 
 
 def history_figure(*, site, title):

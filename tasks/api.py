@@ -34,7 +34,7 @@ from sites.services import hash_token
 from .choices import TaskType
 from .filters import TaskFilterSet, TaskInputFilterSet
 from .models import JobSet, Task, TaskInput, TaskStatusLog
-from .services import cache, creation
+from .services import actions, cache, creation
 
 FORMATS = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 # Room for a multipart upload's boundaries and part headers around the file itself.
@@ -224,6 +224,43 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             raise translate_validation(filterset.errors)
         page = self.paginate_queryset(filterset.qs)
         return self.get_paginated_response(TaskInputSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated], url_path="kill")
+    def kill(self, request, task_id=None):
+        """Abort the task (body: {"reason"?}): queued jobs cancelled, running ones told to stop."""
+        reason = str(request.data.get("reason", ""))[:200]
+        return Response(actions.kill_task(user=request.user, task_id=int(task_id), reason=reason))
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated], url_path="retry")
+    def retry(self, request, task_id=None):
+        """New attempts for the failed jobs (body {"failed_only": false}: cancelled and closed ones too)."""
+        failed_only = request.data.get("failed_only", True)
+        if not isinstance(failed_only, bool):
+            raise InvalidInput("failed_only: give true or false")
+        return Response(actions.retry_task(user=request.user, task_id=int(task_id), failed_only=failed_only))
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated], url_path="reassign")
+    def reassign(self, request, task_id=None):
+        """Broker the queued jobs again (body {"exclude_site"?}: only those at that site, which the task avoids)."""
+        site = request.data.get("exclude_site") or None
+        if site is not None and not isinstance(site, str):
+            raise InvalidInput("exclude_site: give a site name")
+        return Response(actions.reassign_task(user=request.user, task_id=int(task_id), exclude_site=site))
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated], url_path="pause")
+    def pause(self, request, task_id=None):
+        """Hold the task's jobs not yet brokered."""
+        return Response(actions.pause_task(user=request.user, task_id=int(task_id)))
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated], url_path="resume")
+    def resume(self, request, task_id=None):
+        """Let a paused task's jobs be brokered again."""
+        return Response(actions.resume_task(user=request.user, task_id=int(task_id)))
 
     def _submit(self, request, task_type):
         incoming = TaskSpecSerializer(data=request.data)

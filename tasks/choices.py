@@ -12,6 +12,7 @@ class TaskStatus(models.TextChoices):
     DEFINED = "defined", "defined: registered, its input not yet split into jobs"
     READY = "ready", "ready: split into jobs, none has started"
     RUNNING = "running", "running: some of its jobs are queued or running"
+    PAUSED = "paused", "paused by its owner or a production manager: its jobs not yet brokered wait; running ones go on"
     DONE = "done", "done: every input file was processed"
     FINISHED = "finished", "finished (partly): ended with some input files failed for good"
     FAILED = "failed", "failed: no input file could be processed"

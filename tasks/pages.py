@@ -223,6 +223,10 @@ def available_actions(user, task):
         allowed.append("retry")
     if task.status not in FINAL_TASK_STATES and selectors.has_reassignable_jobs(task):
         allowed.append("reassign")
+    if task.status == TaskStatus.PAUSED:
+        allowed.append("resume")
+    elif task.status not in FINAL_TASK_STATES:
+        allowed.append("pause")
     return allowed
 
 
@@ -240,6 +244,18 @@ def task_retry(request, task_id):
     if also not in ("", "ended"):
         return _refused(request, task_id, InvalidInput(f"also must be 'ended' or empty, got {also[:20]!r}"))
     return _act(request, task_id, lambda user: actions.retry_task(user=user, task_id=task_id, failed_only=not also))
+
+
+@require_POST
+def task_pause(request, task_id):
+    """Hold the task's jobs not yet brokered."""
+    return _act(request, task_id, lambda user: actions.pause_task(user=user, task_id=task_id))
+
+
+@require_POST
+def task_resume(request, task_id):
+    """Let a paused task's jobs be brokered again."""
+    return _act(request, task_id, lambda user: actions.resume_task(user=user, task_id=task_id))
 
 
 @require_POST

@@ -1,4 +1,5 @@
-"""The task's site lists as brokerage rules: a task's `site` (run only there) and `excluded_sites`.
+"""The task's site lists as brokerage rules: a task's `site` (run only there) and `excluded_sites`;
+the jobs of a paused task are held.
 
 Registered with jobs.services.brokerage (tasks/apps.py): the jobs layer does not import tasks, it
 asks the filters higher layers registered. Read at each brokerage pass, so changing a task's
@@ -7,6 +8,7 @@ excluded sites applies to its jobs not yet brokered.
 
 from jobs.services.brokerage import SiteRule
 
+from .choices import TaskStatus
 from .models import Task
 
 
@@ -16,8 +18,11 @@ def site_rules(jobs):
     if not task_ids:
         return {}
     rules_of_task = {}
-    for task_id, site, excluded in Task.objects.filter(pk__in=task_ids).values_list("pk", "site", "excluded_sites"):
+    tasks = Task.objects.filter(pk__in=task_ids).values_list("pk", "site", "excluded_sites", "status")
+    for task_id, site, excluded, status in tasks:
         rules = []
+        if status == TaskStatus.PAUSED:
+            rules.append(SiteRule("task_paused", hold=f"task {task_id} is paused"))
         names = frozenset(name for name in excluded or () if isinstance(name, str) and name)
         if names:
             rules.append(SiteRule("task_excluded", f"excluded by task {task_id}", exclude=names))

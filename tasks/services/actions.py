@@ -59,6 +59,39 @@ def kill_task(*, user, task_id, reason=""):
     }
 
 
+def pause_task(*, user, task_id):
+    """Hold the task's jobs not yet brokered (the brokerage skips them); running jobs go on."""
+    with transaction.atomic():
+        task = _task_for(user, task_id, "pause")
+        if task.status in FINAL_TASK_STATES or task.status == TaskStatus.PAUSED:
+            raise Conflict(
+                f"task {task_id} is {task.status}; only a task that is not over and not paused can be paused"
+            )
+        status.change(task, TaskStatus.PAUSED, actor=user.username, reason=f"paused by {user.username}")
+    return {"task_id": task.task_id, "status": task.status,
+            "message": f"task {task_id} paused: its jobs not yet brokered wait until it is resumed"}  # fmt: skip
+
+
+def resume_task(*, user, task_id):
+    """Let a paused task's jobs be brokered again; its state follows its jobs again."""
+    with transaction.atomic():
+        task = _task_for(user, task_id, "resume")
+        if task.status != TaskStatus.PAUSED:
+            raise Conflict(f"task {task_id} is {task.status}, not paused")
+        status.change(task, TaskStatus.RUNNING, actor=user.username, reason=f"resumed by {user.username}")
+        settled = status.follows_from_counters(task)
+        if settled is not None:
+            status.change(task, settled, actor=user.username, reason=f"resumed by {user.username}")
+    transaction.on_commit(_queue_brokerage)
+    return {"task_id": task.task_id, "status": task.status, "message": f"task {task_id} resumed"}
+
+
+def _queue_brokerage():
+    from jobs.tasks import broker_defined_jobs
+
+    broker_defined_jobs.delay()
+
+
 def retry_task(*, user, task_id, failed_only=True):
     """New attempts for the task's failed jobs that have none yet (with failed_only=False, also its
     cancelled and closed ones). Not limited by max_attempt: a person decided. An ended or aborted

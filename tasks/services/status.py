@@ -35,7 +35,7 @@ def change(task, new, *, actor, reason=""):
 
 def follows_from_counters(task):
     """The state the counters call for (None to keep the current one)."""
-    if task.status in (TaskStatus.ABORTED, TaskStatus.BROKEN) or not task.files_total:
+    if task.status in (TaskStatus.ABORTED, TaskStatus.BROKEN, TaskStatus.PAUSED) or not task.files_total:
         return None
     states = {state: n for state, n in task.jobs_by_state.items() if n}
     live = sum(n for state, n in states.items() if state not in FINAL_STATES)

@@ -177,3 +177,18 @@ def test_the_site_page_and_api_show_the_storage_space(grid, client):
     api = client.get("/api/v1/sites/BNL/").json()
     assert api["storage_space"]["total_bytes"] == 10**13
     assert client.get("/api/v1/sites/MWT2/").json()["storage_space"] is None
+
+
+def test_the_site_and_home_pages_plot_the_transfer_and_storage_history(grid, client):
+    from alarms.services.history import take_dataflow_snapshot
+
+    grid.dataset(NAME, grid.bnl, {"RAW._0001.data": b"r" * 100})
+    subscriptions.create_subscription(user=grid.operator, name=NAME, site_name="FZK")
+    record_storage_space(site=grid.fzk, used_bytes=10**9, free_bytes=4 * 10**9, total_bytes=5 * 10**9,
+                         reported_by="pilot@wn1")  # fmt: skip
+    take_dataflow_snapshot()
+    run_agents()
+    take_dataflow_snapshot()
+    site_page = client.get("/sites/FZK/").content.decode()
+    assert 'id="transfer-history-figure"' in site_page and 'id="storage-history-figure"' in site_page
+    assert 'id="transfer-history-figure"' in client.get("/").content.decode()

@@ -329,7 +329,7 @@ def test_buttons_only_for_who_may_manage_the_task(tasks, people):
         assert "Kill task" not in page and "Retry failed jobs" not in page
     production = f"/tasks/{tasks['production'].task_id}/"
     assert "Kill task" in logged_in(people["manager"]).get(production).content.decode()
-    assert get_json(url, client=logged_in(people["alice"]))["actions"] == ["kill", "retry"]
+    assert get_json(url, client=logged_in(people["alice"]))["actions"] == ["kill", "retry", "pause"]
 
 
 def test_the_owner_kills_their_task(tasks, people):
@@ -388,7 +388,10 @@ def test_retry_of_failed_jobs_makes_new_attempts(tasks, people):
     assert failed_pieces == set()  # the new attempt holds them now
     assert {row["status"] for row in data["inputs"]["rows"] if row["job_id"] == child.pandaid} == {"assigned"}
     assert data["inputs"]["counts"]["failed"] == 0
-    assert get_json(f"/tasks/{task.task_id}/", client=client)["actions"] == ["kill"]  # no failed job without a retry
+    assert get_json(f"/tasks/{task.task_id}/", client=client)["actions"] == [
+        "kill",
+        "pause",
+    ]  # no failed job without a retry
     # Nothing left to retry: said, not an error.
     response = client.post(f"/tasks/{task.task_id}/retry/")
     assert "nothing to retry" in client.get(response["Location"]).content.decode()

@@ -2,13 +2,15 @@
 
 import pytest
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from datasets.choices import DatasetState
 from datasets.models import Dataset
 from datasets.services import catalog, system
 from jobs.choices import JobStatus
 from jobs.models import Job, JobReport, JobStatusLog
-from jobs.services import adder, retry, state
+from jobs.services import adder, brokerage, retry, state
 from pandamon import roles
 from pandamon.errors import Conflict, NotFound, PermissionDenied
 from tasks.choices import InputStatus, TaskStatus, TaskType
@@ -284,3 +286,31 @@ def test_an_ended_task_has_nothing_to_kill_or_reassign(inputs, alice):
         actions.kill_task(user=alice, task_id=task.pk)
     with pytest.raises(Conflict, match="no queued jobs"):
         actions.reassign_task(user=alice, task_id=task.pk)
+
+
+def test_pause_holds_the_jobs_and_resume_releases_them_over_the_api(db):
+    owner = UserFactory(username="paula")
+    operator = UserFactory(username="ops2")
+    grant_role(operator, roles.DATA_OPERATOR)
+    SiteFactory(name="PAUSESITE")
+    catalog.register_new_dataset(user=operator, name="mc11.pause.input", files=[
+        {"lfn": f"pause._{i}.root", "fsize": 10, "adler32": "0000abcd"} for i in range(2)])  # fmt: skip
+    task, pandaids = submit_task(user=owner, task_type=TaskType.ANALYSIS, spec={
+        "input_dataset": "mc11.pause.input", "output_dataset": "user.paula.pause", "transformation": "run.sh"})  # fmt: skip
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=owner).key}")
+    paused = client.post(f"/api/v1/tasks/{task.pk}/pause/", {}, format="json")
+    assert paused.status_code == 200 and paused.json()["status"] == TaskStatus.PAUSED
+    brokerage.broker_defined_jobs()
+    assert set(Job.objects.filter(pk__in=pandaids).values_list("status", flat=True)) == {JobStatus.DEFINED}
+    assert client.post(f"/api/v1/tasks/{task.pk}/pause/", {}, format="json").status_code == 409
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=UserFactory(username='eve')).key}")
+    assert other.post(f"/api/v1/tasks/{task.pk}/resume/", {}, format="json").status_code == 403
+    resumed = client.post(f"/api/v1/tasks/{task.pk}/resume/", {}, format="json")
+    assert resumed.status_code == 200
+    brokerage.broker_defined_jobs()
+    # brokered again (assigned: their input still has to reach the site)
+    assert set(Job.objects.filter(pk__in=pandaids).values_list("status", flat=True)) == {JobStatus.ASSIGNED}
+    killed = client.post(f"/api/v1/tasks/{task.pk}/kill/", {"reason": "wrong cuts"}, format="json")
+    assert killed.status_code == 200 and killed.json()["status"] == TaskStatus.ABORTED
