@@ -18,7 +18,7 @@ from datasets.models import ContainerMember, Dataset, DatasetFile
 from datasets.services import catalog, replicas
 from datasets.services.replicas import deterministic_pfn
 from jobs.choices import FileType, JobStatus
-from jobs.models import Job, JobFile
+from jobs.models import Job, JobFile, RetryRule
 from pandamon import roles
 from sites.services import create_pilot_credential
 from tasks.choices import InputStatus, TaskStatus, TaskType
@@ -89,6 +89,10 @@ def test_an_analysis_task_runs_to_done_through_retries(live_server_url, celery_w
     spec = {"input_dataset": INPUT, "output_dataset": "user.alice.e2e.reco", "n_files_per_job": 2,
             "transformation": PAYLOAD.replace("MARKERS", str(markers)), "job_parameters": "${IN} ${OUT} ${SN}",
             "site": "TASKSITE", "max_attempts": 3}  # fmt: skip
+    # The seeded rule that retries exit 75 (jobs migration 0006); live tests empty every table after each
+    # test, migration data included, so it is put back here when an earlier test removed it.
+    RetryRule.objects.get_or_create(error_source="exe", error_code=75, action="limit_retry",
+                                    defaults={"position": 40, "comment": "EX_TEMPFAIL: a temporary failure"})  # fmt: skip
     task, pandaids = submit_task(user=alice, spec=spec, task_type=TaskType.ANALYSIS)
     assert len(pandaids) == N_FILES // 2
     _, pilot_token = create_pilot_credential(name="task-e2e", sites=[site])
