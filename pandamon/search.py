@@ -12,6 +12,7 @@ from django.urls import reverse
 from datasets.models import Dataset, File
 from jobs.models import Job
 from sites.models import Site
+from tasks.models import Task
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,9 @@ def tried(query):
 def _job_or_task(number):
     if Job.objects.filter(pandaid=number).exists():
         return Hit("job", str(number), reverse("job-page", args=[number]))
-    if Job.objects.filter(task_id=number).exists():
-        return Hit("task", str(number), reverse("jobs-page") + "?" + urlencode({"taskid": number}))
+    if Task.objects.filter(pk=number).exists() or Job.objects.filter(task_id=number).exists():
+        # The task page (for ids only jobs carry, it sends on to their job list).
+        return Hit("task", str(number), reverse("task-page", args=[number]))
     return None
 
 

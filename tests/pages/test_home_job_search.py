@@ -107,7 +107,7 @@ def test_search_goes_straight_to_the_page_it_names(failed_job):
     JobFactory(task_id=4242)
     cases = {
         str(failed_job.pk): f"/jobs/{failed_job.pk}/",
-        "4242": "/jobs/?taskid=4242",
+        "4242": "/tasks/4242/",
         "bnl": "/sites/BNL/",
     }
     for query, target in cases.items():
