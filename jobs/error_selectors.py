@@ -312,8 +312,9 @@ def timing_distributions(jobs, *, edges=TIMING_EDGES):
     (wait bucket, duration bucket, site, label) counts come back, and each distribution is a sum of
     those. A job without an end has a wait but no duration."""
     buckets = {measure: _span_bucket(start, end, edges) for measure, (start, end) in TIMINGS.items()}
+    # COUNT(*), not COUNT(pk): the window is read from the covering job_modification_time index alone.
     rows = list(jobs.filter(start_time__isnull=False).values("computing_site__name", "prod_source_label", **buckets)
-                .annotate(n=Count("pk")).order_by())  # fmt: skip
+                .annotate(n=Count("*")).order_by())  # fmt: skip
     return {measure: _distribution(rows, measure, edges) for measure in TIMINGS}
 
 
@@ -371,7 +372,7 @@ def jobs_over_time(selection):
     for event, field_name in JOB_EVENTS:
         events = selection.jobs.filter(**{f"{field_name}__gte": bins.start, f"{field_name}__lt": bins.end})
         extra = {"state": F("status")} if event == "ended" else {}
-        rows = events.values(**bins.expressions(field_name), **extra).annotate(n=Count("pk")).order_by()
+        rows = events.values(**bins.expressions(field_name), **extra).annotate(n=Count("*")).order_by()
         series_rows += [{**row, "series": row.get("state", event)} for row in rows]
     series = series_over_bins(series_rows, bins, name_of=lambda row: row["series"])
     order = ["created", "started", *JobStatus.values]

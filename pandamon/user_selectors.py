@@ -36,31 +36,34 @@ def _hours(seconds):
 def user_activity(*, window, name_q=None):
     """One row per prod_user_name with jobs in the window: jobs by state, last change, CPU hours, sites.
 
-    Two queries: GROUP BY (user, state) with the CPU time and the latest change, and the distinct
-    (user, site) pairs."""
+    One pass over the window: GROUP BY (user, state, site) with the CPU time and the latest change,
+    folded here into one row per user (a user's sites are the distinct sites of its groups). A user
+    works at a few sites, so there are few groups; a second query for the (user, site) pairs would
+    read the whole window again."""
     jobs = Job.objects.filter(window.q()).exclude(prod_user_name="")
     if name_q is not None:
         jobs = jobs.filter(name_q)
-    by_state = (
-        jobs.values_list("prod_user_name", "status")
+    groups = (
+        jobs.values_list("prod_user_name", "status", "computing_site_id")
         .annotate(n=Count("*"), latest=Max("modification_time"), cpu=Sum("cpu_consumption_time"))
         .order_by()
     )
-    users = {}
-    for name, status, n, latest, cpu in by_state:
-        row = users.setdefault(name, {"user": name, "jobs": dict.fromkeys(ALL_STATES, 0), "latest": latest,
-                                      "cpu_hours": 0.0, "sites": 0})  # fmt: skip
-        row["jobs"][status] = n
+    users, sites = {}, {}
+    for name, status, site_id, n, latest, cpu in groups:
+        row = users.get(name)
+        if row is None:
+            row = users[name] = {"user": name, "jobs": dict.fromkeys(ALL_STATES, 0), "latest": latest,
+                                 "cpu_hours": 0.0, "sites": 0}  # fmt: skip
+            sites[name] = set()
+        row["jobs"][status] = row["jobs"].get(status, 0) + n
         row["latest"] = max(row["latest"], latest)
         if status == JobStatus.FINISHED:  # CPU hours are those of finished jobs: the useful work
-            row["cpu_hours"] = _hours(cpu)
-    # The distinct (user, site) pairs, counted here: a hashed DISTINCT, where COUNT(DISTINCT) per user
-    # sorts every job of the window. A user works at a few sites, so there are few pairs.
-    pairs = jobs.exclude(computing_site=None).values_list("prod_user_name", "computing_site_id").distinct()
-    for name, _ in pairs.order_by():
-        if name in users:  # a job committed between the two queries may add a user: counted next time
-            users[name]["sites"] += 1
-    for row in users.values():
+            row["cpu_hours"] += cpu or 0  # seconds until the end of the loop
+        if site_id is not None:
+            sites[name].add(site_id)
+    for name, row in users.items():
+        row["cpu_hours"] = _hours(row["cpu_hours"])
+        row["sites"] = len(sites[name])
         _add_totals(row)
     return list(users.values())
 
@@ -184,31 +187,36 @@ def daily_usage(*, start):
     """({day: {finished, failed, cancelled, closed, cpu_hours, users, sites}}, {users, sites} over the period)
     of the jobs that reached a final state from `start` on, per calendar day (UTC, TruncDate in SQL).
 
-    Two hashed GROUP BYs instead of COUNT(DISTINCT) (which sorts every job of the period): (day, user)
-    with the counts and the CPU time, read from the table, and the distinct (day, site) pairs, which the
-    (status, site, modification_time) index answers alone. Both return few rows: days x users, days x sites."""
+    One pass over the period: a hashed GROUP BY (day, user, site) with the counts by final state and the
+    CPU time, folded here into days (COUNT(DISTINCT) would sort every job of the period, and a second
+    query for the distinct (day, site) pairs would read the period again). It returns few rows: a user
+    works at a few sites a day."""
     ended = Job.objects.filter(status__in=FINAL_STATE_ORDER, modification_time__gte=start)
-    ended = ended.annotate(day=TruncDate("modification_time"))
     finals = {state.value: count_in(state) for state in FINAL_STATE_ORDER}
-    per_user = ended.values("day", "prod_user_name").annotate(
-        **finals, cpu=Sum("cpu_consumption_time", filter=Q(status=JobStatus.FINISHED))
+    groups = (
+        ended.annotate(day=TruncDate("modification_time"))
+        .values("day", "prod_user_name", "computing_site_id")
+        .annotate(**finals, cpu=Sum("cpu_consumption_time", filter=Q(status=JobStatus.FINISHED)))
+        .order_by()
     )
-    days, users, sites = {}, set(), set()
-    for row in per_user.order_by():
-        day = days.setdefault(row["day"], {**dict.fromkeys(finals, 0), "cpu": 0, "users": 0, "sites": 0})
+    days, day_users, day_sites = {}, {}, {}
+    for row in groups:
+        day = days.get(row["day"])
+        if day is None:
+            day = days[row["day"]] = {**dict.fromkeys(finals, 0), "cpu": 0}
+            day_users[row["day"]], day_sites[row["day"]] = set(), set()
         for state in finals:
             day[state] += row[state]
         day["cpu"] += row["cpu"] or 0
         if row["prod_user_name"]:
-            day["users"] += 1
-            users.add(row["prod_user_name"])
-    pairs = ended.exclude(computing_site=None).values_list("day", "computing_site_id").distinct()
-    for day, site_id in pairs.order_by():
-        if day in days:  # as above, a job committed between the two queries waits for the next view
-            days[day]["sites"] += 1
-            sites.add(site_id)
-    for day in days.values():
+            day_users[row["day"]].add(row["prod_user_name"])
+        if row["computing_site_id"] is not None:
+            day_sites[row["day"]].add(row["computing_site_id"])
+    for key, day in days.items():
         day["cpu_hours"] = _hours(day.pop("cpu"))
+        day["users"], day["sites"] = len(day_users[key]), len(day_sites[key])
+    users = set().union(*day_users.values())
+    sites = set().union(*day_sites.values())
     return days, {"users": len(users), "sites": len(sites)}
 
 
