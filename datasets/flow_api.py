@@ -26,8 +26,8 @@ from .filters import (
     TransferChannelFilterSet,
     TransferRequestFilterSet,
 )
+from .flow_selectors import channel_totals, rate, subscription_rows, subscription_transfer_counts
 from .models import ConsistencyCheck, ReplicaCallback, Subscription, TransferChannelStat, TransferRequest
-from .selectors import channel_totals, rate, subscription_rows, subscription_transfer_counts
 from .services import callbacks, subscriptions
 
 ID_IN_URL = r"\d+"

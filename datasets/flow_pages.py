@@ -15,7 +15,7 @@ from pandamon.grammar import WINDOW_PARAMS
 from pandamon.listing import FACET_VALUES_SHOWN, Listing, valid_filterset
 from pandamon.pages import error_page, list_page, render_page
 
-from . import selectors
+from . import flow_selectors as selectors
 from .choices import Activity, DatasetKind, SubscriptionState, TransferState
 from .filters import ChannelPageFilterSet, SubscriptionPageFilterSet, TransferPageFilterSet
 from .models import TransferChannelStat, TransferRequest

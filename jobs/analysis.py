@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from datasets.selectors import dispatch_progress, failing_channels
+from datasets.flow_selectors import dispatch_progress, failing_channels
 from sites.choices import SiteStatus
 from sites.models import Site
 from sites.selectors import pilots_silent

@@ -4,7 +4,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from datasets.selectors import job_data_flow
+from datasets.flow_selectors import job_data_flow
 from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.pages import error_page, list_page, render_page
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from datasets.choices import SubscriptionState, TransferState
-from datasets.selectors import site_subscription_counts, site_transfers
+from datasets.flow_selectors import site_subscription_counts, site_transfers
 from jobs.analysis import site_waiting_summary
 from jobs.choices import JobStatus
 from jobs.error_selectors import failures_by_code

@@ -12,7 +12,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 
 from alarms.selectors import job_history, live_alarms, storage_history, transfer_history
-from datasets.selectors import transfer_activity
+from datasets.flow_selectors import transfer_activity
 from jobs.choices import FINAL_STATES, JobStatus
 from jobs.errorcodes import first_error
 from jobs.selectors import live_and_recent_counts, recent_failures

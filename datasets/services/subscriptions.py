@@ -20,10 +20,10 @@ from pandamon import roles
 from pandamon.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sites.models import Site
 
-from ..choices import Activity, DatasetKind, SubscriptionState, TransferState
+from ..choices import Activity, SubscriptionState, TransferState
+from ..flow_selectors import subscribed_dataset_ids, wanted_dataset_ids
 from ..models import Dataset, File, Subscription, TransferRequest
 from .access import check_may_write
-from .containers import descendants
 
 S = SubscriptionState
 QUEUE_CHUNK = 5000
@@ -129,7 +129,7 @@ def remove(subscription):
     site, dataset_ids = subscription.site_id, _dataset_ids(subscription)
     subscription.delete()
     others = Dataset.objects.filter(subscriptions__site_id=site)
-    still_wanted = datasets_wanted(list(others.exclude(subscriptions__state=S.SUSPENDED)))
+    still_wanted = wanted_dataset_ids(list(others.exclude(subscriptions__state=S.SUSPENDED)))
     TransferRequest.objects.filter(
         destination_id=site, state=TransferState.QUEUED, file__memberships__dataset_id__in=dataset_ids
     ).exclude(file__memberships__dataset_id__in=still_wanted).delete()
@@ -174,18 +174,7 @@ def _to_evaluate(batch, now):
 
 
 def _dataset_ids(subscription):
-    return datasets_wanted([subscription.dataset])
-
-
-def datasets_wanted(datasets):
-    """Ids of the (not erased) datasets holding files that subscriptions to `datasets` want."""
-    containers = [d.pk for d in datasets if d.kind == DatasetKind.CONTAINER]
-    direct = [d.pk for d in datasets if d.kind != DatasetKind.CONTAINER]
-    return list(
-        Dataset.objects.filter(pk__in=[*direct, *descendants(containers)], erased_at__isnull=True)
-        .exclude(kind=DatasetKind.CONTAINER)
-        .values_list("pk", flat=True)
-    )
+    return subscribed_dataset_ids(subscription)
 
 
 def missing_files(subscription):

@@ -414,7 +414,7 @@ def test_the_home_block_counts_transfers_queued_and_stuck(flow):
 
 
 def test_the_home_block_is_a_few_queries(flow, django_assert_max_num_queries):
-    from datasets.selectors import transfer_activity
+    from datasets.flow_selectors import transfer_activity
 
     with django_assert_max_num_queries(5):
         transfer_activity(now=timezone.now())
