@@ -14,6 +14,7 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
+from client.storage import local_path
 from sites.models import Site
 
 from ..models import ConsistencyCheck, FileReplica
@@ -68,8 +69,7 @@ def _replicas(site):
 def _local(location):
     if location.startswith(("http://", "https://")):
         return ""
-    path = location[len("file://") :] if location.startswith("file://") else location
-    return os.path.normpath(os.path.abspath(path)) if path else ""
+    return os.path.normpath(os.path.abspath(local_path(location))) if location else ""
 
 
 def _storage_files(root):

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from client.storage import local_path
 from sites.models import Site
 
 from ..choices import SubscriptionState
@@ -94,7 +95,7 @@ def delete_from_storage(pfns):
             if pfn.startswith(("http://", "https://")):
                 urllib.request.urlopen(urllib.request.Request(pfn, method="DELETE"), timeout=30).close()
             else:
-                os.remove(pfn[len("file://") :] if pfn.startswith("file://") else pfn)
+                os.remove(local_path(pfn))
         except FileNotFoundError:
             pass
         except OSError as exc:

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from client.storage import local_path
 from pandamon.errors import ServiceError
 from sites.models import Site
 
@@ -125,19 +126,20 @@ def _plan(attempts):
         attempt.source = candidates[0] if candidates else None
 
 
+def _path_of(location):
+    """A directory PFN as a plain path string (client.storage.local_path reads file:// URLs)."""
+    return str(local_path(location)) if location else ""
+
+
 def source_urls(row):
     """The ways to read one replica: its PFN, and the same path through the site's HTTP door if it has one."""
     pfn = row["pfn"]
     urls = [pfn]
-    endpoint = _plain_path(row["site__storage_endpoint"] or "").rstrip("/")
+    endpoint = _path_of(row["site__storage_endpoint"] or "").rstrip("/")
     door = (row["site__storage_http_url"] or "").rstrip("/")
-    if door and endpoint and _plain_path(pfn).startswith(endpoint + "/"):
-        urls.append(door + _plain_path(pfn)[len(endpoint) :])
+    if door and endpoint and _path_of(pfn).startswith(endpoint + "/"):
+        urls.append(door + _path_of(pfn)[len(endpoint) :])
     return tuple(urls)
-
-
-def _plain_path(location):
-    return location[len("file://") :] if location.startswith("file://") else location
 
 
 # -- copying (worker threads; no database access here) --------------------------------------------------
@@ -207,7 +209,7 @@ def _register(done, now):
 
 def _remove_copies(group):
     for attempt in group:
-        path = _plain_path(attempt.destination_pfn)
+        path = _path_of(attempt.destination_pfn)
         if not path.startswith(("http://", "https://")):
             try:
                 os.remove(path)
