@@ -60,7 +60,7 @@ def _refusal(request, error):
     return _answer(request, {"StatusCode": code, "errorDialog": error.message}, status=status)
 
 
-def _bearer_token(request):
+def bearer_token(request):
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
@@ -80,20 +80,27 @@ def _number(params, name, cast=int, default=None):
 def get_job(request):
     params = request.POST
     try:
-        site_name = params.get("siteName", "").strip()
-        if not site_name:
-            raise InvalidInput("siteName is required")
-        pilot_request = _pilot_request(params)
-        site = pilot_site(site_name=site_name, token=_bearer_token(request))
+        descriptions, reason = acquire_jobs(params, token=bearer_token(request))
     except ServiceError as error:
         return _refusal(request, error)
-    sent, reason = dispatcher.dispatch_jobs(site=site, request=pilot_request)
-    if not sent:
+    if not descriptions:
         return _answer(request, {"StatusCode": SC_NO_JOBS, "errorDialog": reason})
-    descriptions = [job_description(job, files, site) for job, files in sent]
     if "nJobs" in params:
         return _answer(request, {"StatusCode": SC_SUCCESS, "jobs": descriptions})
     return _answer(request, descriptions[0])
+
+
+def acquire_jobs(params, *, token):
+    """getJob for both pilot APIs: (job descriptions, '') or ([], why there is none).
+
+    `params` use the legacy names (siteName, node, mem, diskSpace, prodSourceLabel, nJobs)."""
+    site_name = params.get("siteName", "").strip()
+    if not site_name:
+        raise InvalidInput("siteName is required")
+    pilot_request = _pilot_request(params)
+    site = pilot_site(site_name=site_name, token=token)
+    sent, reason = dispatcher.dispatch_jobs(site=site, request=pilot_request)
+    return [job_description(job, files, site) for job, files in sent], reason
 
 
 def _pilot_request(params):
@@ -112,26 +119,33 @@ def _pilot_request(params):
 @csrf_exempt
 @require_POST
 def update_job(request):
-    params = request.POST
     try:
-        report = _pilot_report(params)
-        site = _site_of_report(request, params, report.pandaid)
-        command = reports.update_job(site_ids={site.pk} if site else set(), report=report)
+        command = report_job(request.POST, token=bearer_token(request))
     except ServiceError as error:
         return _refusal(request, error)
-    if site is not None:
-        record_pilot_contact(site=site, node=report.node, update=True)
     return _answer(request, {"StatusCode": SC_SUCCESS, "command": command})
 
 
-def _site_of_report(request, params, pandaid):
+def report_job(params, *, token):
+    """updateJob for both pilot APIs: apply the report, return the command for the pilot.
+
+    `params` use the legacy names (jobId, state, siteName, node, attemptNr, xml, ...)."""
+    report = _pilot_report(params)
+    site = _site_of_report(token, params, report.pandaid)
+    command = reports.update_job(site_ids={site.pk} if site else set(), report=report)
+    if site is not None:
+        record_pilot_contact(site=site, node=report.node, update=True)
+    return command
+
+
+def _site_of_report(token, params, pandaid):
     """The pilot's site (checked against its credential); None when the job is unknown."""
     site_name = params.get("siteName", "").strip()
     if not site_name:
         site_name = Job.objects.filter(pandaid=pandaid).values_list("computing_site__name", flat=True).first()
         if site_name is None:
             return None
-    return pilot_site(site_name=site_name, token=_bearer_token(request))
+    return pilot_site(site_name=site_name, token=token)
 
 
 def _pilot_report(params):

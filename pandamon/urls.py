@@ -56,6 +56,8 @@ urlpatterns = [
     path("api/v1/sites/<str:name>/space", site_views.report_space, name="api-site-space"),
     path("api/v1/auth/token", obtain_auth_token, name="api-token"),
     path("api/v1/cache/", task_api.CacheUploadView.as_view(), name="api-cache"),
+    # PanDA's own API v1 functions, for the unchanged panda-client and pilot (docs/panda-compat.md).
+    path("api/v1/pilot/", include("jobs.pilot_api")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -63,6 +65,8 @@ urlpatterns = [
     path("server/panda/getJob", pilot_views.get_job, name="pilot-getjob"),
     path("server/panda/updateJob", pilot_views.update_job, name="pilot-updatejob"),
     path("server/panda/getStatus", pilot_views.get_status, name="pilot-getstatus"),
+    # Queue and storage descriptions for PanDA pilots, CRIC-style (sites/schedconfig.py).
+    path("cache/", include("sites.schedconfig")),
     # The script cache: users' code, fetched by pilots (tasks/api.py, docs/tasks.md).
     re_path(r"^cache/(?P<sha256>[0-9a-f]{64})$", task_api.cache_file, name="cache-file"),
 ]
