@@ -10,7 +10,6 @@ kill_orphans), so it runs with PILOT_NOKILL=1 in its own PID namespace (panda-wi
 """
 
 import os
-import re
 import shutil
 import subprocess
 
@@ -19,6 +18,7 @@ from rest_framework.authtoken.models import Token
 
 from jobs.choices import FileStatus, FileType, JobStatus
 from jobs.models import Job, JobFile
+from sites.pilot_config import pilot_config
 
 from ..factories import SiteFactory, UserFactory
 from .panda_packages import panda_pilot
@@ -40,21 +40,8 @@ def _pid_namespaces_work():
 
 
 def _pilot_config(pilot_dir, server_url, path):
-    """pilot3's default.cfg with every server it talks to pointed at us (or at nothing)."""
-    text = (pilot_dir / "pilot" / "util" / "default.cfg").read_text()
-    replacements = {
-        "pandaserver": server_url,
-        "iddsserver": server_url,
-        "rtlogging": "",
-        "queuedata_url": f"{server_url}/cache/schedconfig/{{pandaqueue}}.all.json",
-        "queues_url": f"{server_url}/cache/schedconfig/{{pandaqueue}}.json",
-        "storages_url": f"{server_url}/cache/ddmendpoints.json",
-        "url": "http://127.0.0.1:9/",
-        "host": "http://127.0.0.1:9",
-    }
-    for key, value in replacements.items():
-        text = re.sub(rf"^{key}:.*$", f"{key}: {value}", text, flags=re.MULTILINE)
-    path.write_text(text)
+    """The site operator's step (docs/panda-compat.md): pilot3's default.cfg pointed at us."""
+    path.write_text(pilot_config((pilot_dir / "pilot" / "util" / "default.cfg").read_text(), server_url))
     return path
 
 
