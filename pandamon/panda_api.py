@@ -25,7 +25,10 @@ from .errors import InvalidInput, ServiceError
 class PandaJSONEncoder(json.JSONEncoder):
     def default(self, o):
         if isinstance(o, datetime.datetime):
-            return {"__datetime__": o.replace(tzinfo=None).isoformat()}
+            # PanDA's datetimes are naive UTC; an aware one is converted first, never just relabelled.
+            if o.tzinfo is not None:
+                o = o.astimezone(datetime.UTC).replace(tzinfo=None)
+            return {"__datetime__": o.isoformat()}
         if isinstance(o, datetime.date):
             return o.isoformat()
         return super().default(o)

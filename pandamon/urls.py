@@ -57,6 +57,8 @@ urlpatterns = [
     path("api/v1/auth/token", obtain_auth_token, name="api-token"),
     path("api/v1/cache/", task_api.CacheUploadView.as_view(), name="api-cache"),
     # PanDA's own API v1 functions, for the unchanged panda-client and pilot (docs/panda-compat.md).
+    path("api/v1/job/", include("jobs.panda_urls")),
+    path("api/v1/system/", include("jobs.panda_system_urls")),
     path("api/v1/pilot/", include("jobs.pilot_api")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
