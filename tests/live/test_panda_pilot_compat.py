@@ -19,6 +19,7 @@ from rest_framework.authtoken.models import Token
 from jobs.choices import FileStatus, FileType, JobStatus
 from jobs.models import Job, JobFile
 from sites.pilot_config import pilot_config
+from sites.services import create_pilot_credential
 
 from ..factories import SiteFactory, UserFactory
 from .panda_packages import panda_pilot
@@ -45,7 +46,7 @@ def _pilot_config(pilot_dir, server_url, path):
     return path
 
 
-def run_pilot(server_url, tmp_path, label="user"):
+def run_pilot(server_url, tmp_path, label="user", credential=None):
     python, launcher = panda_pilot()
     trf_dir = tmp_path / "harvester"
     trf_dir.mkdir()
@@ -55,6 +56,12 @@ def run_pilot(server_url, tmp_path, label="user"):
     port = server_url.rsplit(":", 1)[1]
     env = dict(os.environ, PILOT_NOKILL="1", HARVESTER_WORKDIR=str(trf_dir),
                HARVESTER_PILOT_CONFIG=str(_pilot_config(launcher.parent, server_url, tmp_path / "pilot.cfg")))  # fmt: skip
+    if credential:
+        # pilot3's token mode: the file named by PANDA_AUTH_TOKEN, looked up beside PANDA_AUTH_DIR,
+        # is sent as "Authorization: Bearer ..." (pilot/util/https.py get_curl_command).
+        (tmp_path / "pilot.token").write_text(credential)
+        env.update(PANDA_AUTH_TOKEN="pilot.token", PANDA_AUTH_ORIGIN="atlas",
+                   PANDA_AUTH_DIR=str(tmp_path / "placeholder"))  # fmt: skip
     argv = ["timeout", "500", "unshare", "--pid", "--fork", "--mount-proc", str(python), str(launcher),
             "-q", QUEUE, "--pilot-user", "generic", "-w", "generic", "--url", "http://127.0.0.1", "-p", port,
             "--queuedata-url", f"{server_url}/cache/schedconfig/{{pandaqueue}}.all.json",
@@ -71,10 +78,15 @@ def pilot_ready():
     panda_pilot()
 
 
-def test_real_panda_pilot_runs_a_job_to_finished(pilot_ready, live_server_url, celery_worker, tmp_path):
+@pytest.mark.parametrize("authentication", ["trusted-site", "pilot-credential"])
+def test_real_panda_pilot_runs_a_job_to_finished(pilot_ready, live_server_url, celery_worker, tmp_path, authentication):
+    """Over plain http pilot3 sends no credential unless given a token: either the site trusts
+    unauthenticated pilots, or the pilot sends one of our pilot credentials in its token mode."""
     storage = tmp_path / "storage"
     storage.mkdir()
-    site = SiteFactory(name=QUEUE, trust_unauthenticated_pilots=True, storage_endpoint=str(storage))
+    trusted = authentication == "trusted-site"
+    site = SiteFactory(name=QUEUE, trust_unauthenticated_pilots=trusted, storage_endpoint=str(storage))
+    credential = None if trusted else create_pilot_credential(name="pilot3", sites=[site])[1]
     token = Token.objects.create(user=UserFactory(username="pia")).key
     [pandaid] = submit(live_server_url, token, [{
         "job_name": "pilot3.compat", "transformation": TRANSFORMATION, "job_parameters": "hello from panda-pilot",
@@ -82,7 +94,7 @@ def test_real_panda_pilot_runs_a_job_to_finished(pilot_ready, live_server_url, c
     }])  # fmt: skip
     wait_for(lambda: Job.objects.get(pandaid=pandaid).status == JobStatus.ACTIVATED, what="brokerage")
 
-    done, workdir = run_pilot(live_server_url, tmp_path)
+    done, workdir = run_pilot(live_server_url, tmp_path, credential=credential)
     output = done.stdout + done.stderr
     wait_for(lambda: Job.objects.get(pandaid=pandaid).status in (JobStatus.FINISHED, JobStatus.FAILED),
              timeout=60, what=f"the Adder to finish the job; pilot said:\n{output[-3000:]}")  # fmt: skip
