@@ -59,6 +59,7 @@ def run_pilot(server_url, tmp_path, label="user", credential=None):
     if credential:
         # pilot3's token mode: the file named by PANDA_AUTH_TOKEN, looked up beside PANDA_AUTH_DIR,
         # is sent as "Authorization: Bearer ..." (pilot/util/https.py get_curl_command).
+        # No trailing newline: pilot3 puts the file content into the header as it is.
         (tmp_path / "pilot.token").write_text(credential)
         env.update(PANDA_AUTH_TOKEN="pilot.token", PANDA_AUTH_ORIGIN="atlas",
                    PANDA_AUTH_DIR=str(tmp_path / "placeholder"))  # fmt: skip

@@ -5,6 +5,11 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from sites.models import PilotCredential
+from sites.services import hash_token
+
+from ..factories import SiteFactory
+
 # The lines of pilot3 3.7's default.cfg that name servers (and one that must stay as it is).
 DEFAULT_CFG = """[Pilot]
 pandaserver: https://pandaserver.cern.ch:25443
@@ -47,3 +52,22 @@ def test_bad_arguments_are_refused(tmp_path):
     (tmp_path / "default.cfg").write_text(DEFAULT_CFG)
     with pytest.raises(CommandError, match="must be an http"):
         run(str(tmp_path / "default.cfg"), "--server", "panda:8000")
+
+
+@pytest.mark.django_db
+def test_a_pilot_credential_file_holds_just_the_token(tmp_path):
+    SiteFactory(name="LOCAL_TEST")
+    target = tmp_path / "pilot.token"
+    assert "written to" in io_call("create_pilot_credential", "farm", "LOCAL_TEST", "--output", str(target))
+    token = target.read_text()
+    assert token == token.strip() and (target.stat().st_mode & 0o777) == 0o600
+    assert PilotCredential.objects.get(name="farm").token_sha256 == hash_token(token)
+    with pytest.raises(CommandError, match="cannot create"):
+        io_call("create_pilot_credential", "farm2", "LOCAL_TEST", "--output", str(target))
+    assert not PilotCredential.objects.filter(name="farm2").exists()
+
+
+def io_call(*args):
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
