@@ -59,6 +59,7 @@ urlpatterns = [
     # PanDA's own API v1 functions, for the unchanged panda-client and pilot (docs/panda-compat.md).
     path("api/v1/job/", include("jobs.panda_urls")),
     path("api/v1/system/", include("jobs.panda_system_urls")),
+    path("api/v1/task/", include("tasks.panda_urls")),
     path("api/v1/pilot/", include("jobs.pilot_api")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
