@@ -18,7 +18,7 @@ from jobs.panda_jobspec import CLIENT_FILE_ATTRIBUTES, JOB_ATTRIBUTES
 from ..factories import JobFactory, SiteFactory, UserFactory
 from .panda_packages import panda_client_python
 
-pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.live, pytest.mark.panda_compat, pytest.mark.django_db(transaction=True)]
 
 # Runs inside the panda-client virtualenv. The client prints its own diagnostics on stdout, so the
 # result is the last line, marked.

@@ -21,7 +21,7 @@ from tasks.models import Task
 from ..factories import SiteFactory, UserFactory, grant_role
 from .panda_packages import panda_client_python
 
-pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.live, pytest.mark.panda_compat, pytest.mark.django_db(transaction=True)]
 INPUT = "mc11.007216.singlepart_mu18.evgen.v1"
 OUTPUT = "user.alice.clienttask.v1"
 

@@ -25,7 +25,7 @@ from ..factories import SiteFactory, UserFactory
 from .panda_packages import panda_pilot
 from .test_end_to_end import submit, wait_for
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.panda_compat]
 
 QUEUE = "LOCAL_TEST"
 # pilot3's generic mode only runs transformations from two known download hosts; with
