@@ -7,6 +7,8 @@ services and the API; the admin is for looking and for fixing the odd record."""
 from django.contrib import admin
 
 from .models import (
+    ActivityPriority,
+    ChannelControl,
     Claim,
     ConsistencyCheck,
     ContainerMember,
@@ -14,9 +16,15 @@ from .models import (
     DatasetFile,
     DatasetReplica,
     DatasetVersion,
+    DeletionProposal,
     File,
     FileReplica,
+    PlacementDecision,
+    PlacementRule,
+    PlacementTarget,
     ReplicaCallback,
+    SiteDDMConfig,
+    SitePreference,
     Subscription,
     TransferChannelStat,
     TransferRequest,
@@ -145,3 +153,84 @@ class ConsistencyCheckAdmin(BigTableAdmin):
     list_display = ["site", "started_at", "files_on_storage", "replicas_in_catalog", "n_dark", "n_lost", "fixed",
                     "error"]  # fmt: skip
     list_filter = ["site"]
+
+
+# -- The distribution policy and DDM operations (docs/ddm-policy.md) --------------------------------
+# Configuration (rules, preferences, priorities, site settings) may be edited here; decisions,
+# pauses and deletions are made on the /ddm/ pages, whose services check roles and protections,
+# so the admin only shows them.
+
+
+class ReadOnlyAdmin(BigTableAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PlacementRule)
+class PlacementRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "enabled", "order", "target", "media", "activity", "priority", "applied_at"]
+    list_filter = ["enabled", "target", "media", "activity"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["created_by", "created_by_name", "created_at", "modified_at", "applied_at"]
+
+
+class PlacementTargetInline(admin.TabularInline):
+    model = PlacementTarget
+    extra = 0
+    can_delete = False
+    fields = ["site", "outcome", "share_start", "share_end", "note"]
+    readonly_fields = fields
+
+
+@admin.register(PlacementDecision)
+class PlacementDecisionAdmin(ReadOnlyAdmin):
+    list_display = ["dataset", "rule", "state", "n_subscribed", "against_preferences", "evaluated_at"]
+    list_filter = ["state", "against_preferences", "rule"]
+    search_fields = ["^dataset__name"]
+    raw_id_fields = ["dataset"]
+    inlines = [PlacementTargetInline]
+
+
+@admin.register(SitePreference)
+class SitePreferenceAdmin(admin.ModelAdmin):
+    list_display = ["site", "kind", "pattern", "created_by_name", "created_at"]
+    list_filter = ["kind", "site"]
+    readonly_fields = ["created_by_name", "created_at"]
+
+
+@admin.register(ActivityPriority)
+class ActivityPriorityAdmin(admin.ModelAdmin):
+    list_display = ["activity", "rank", "updated_by_name", "updated_at"]
+    readonly_fields = ["updated_by_name", "updated_at"]
+
+
+@admin.register(SiteDDMConfig)
+class SiteDDMConfigAdmin(admin.ModelAdmin):
+    list_display = ["site", "media", "paused", "user_area_quota_bytes", "user_area_used_bytes"]
+    list_filter = ["media", "paused"]
+    readonly_fields = ["paused", "paused_reason", "paused_by", "paused_at", "user_area_used_bytes",
+                       "user_area_counted_at"]  # fmt: skip
+
+
+@admin.register(ChannelControl)
+class ChannelControlAdmin(ReadOnlyAdmin):
+    list_display = ["source", "destination", "paused", "reason", "changed_by", "changed_at"]
+    list_filter = ["paused"]
+
+
+@admin.register(DeletionProposal)
+class DeletionProposalAdmin(ReadOnlyAdmin):
+    list_display = ["dataset", "site", "reason", "state", "bytes", "proposed_at", "decided_by", "executed_at"]
+    list_filter = ["state", "reason"]
+    search_fields = ["^dataset__name"]
+    raw_id_fields = ["dataset"]
+
+
+@admin.register(PlacementTarget)
+class PlacementTargetAdmin(ReadOnlyAdmin):
+    list_display = ["decision", "site", "outcome", "share_start", "share_end", "note"]
+    list_filter = ["outcome"]
+    raw_id_fields = ["decision"]

@@ -34,6 +34,7 @@ class SubscriptionState(models.TextChoices):
 class Activity(models.TextChoices):
     """Why data moves; dispatch and archival subscriptions are made by the PanDA data flow."""
 
+    DATA_TAKING = "data_taking", "detector data export from the Tier-0 (RAW and first-pass outputs)"
     USER = "user", "user subscription"
     PRODUCTION = "production", "production data placement"
     DISPATCH = "dispatch", "PanDA input: a job's input files sent to the site it was brokered to"

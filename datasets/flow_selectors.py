@@ -51,12 +51,16 @@ def dispatch_progress(block_name, site_id):
 def queue_position(requests):
     """How many queued transfers an agent claims before the first queued one of `requests` (None: none queued).
 
-    Agents claim by priority, then age (datasets.services.transfers), so that is the order counted here."""
-    first = requests.filter(state="queued").order_by("-priority", "id").values("id", "priority").first()
-    if first is None:
+    Agents claim by activity rank, then priority, then age (datasets.services.transfers), so that is the order
+    counted here."""
+    from .services.priorities import ahead_of, ranks
+
+    current = ranks()
+    queued = list(requests.filter(state="queued").values("id", "priority", "activity"))
+    if not queued:
         return None
-    ahead = Q(priority__gt=first["priority"]) | Q(priority=first["priority"], id__lt=first["id"])
-    return TransferRequest.objects.filter(ahead, state="queued").count()
+    first = min(queued, key=lambda row: (current[row["activity"]], -row["priority"], row["id"]))
+    return TransferRequest.objects.filter(ahead_of(first, current), state="queued").count()
 
 
 def failing_channels(site_id, *, now=None):

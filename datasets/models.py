@@ -225,6 +225,14 @@ class Subscription(models.Model):
     done_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     modified_at = models.DateTimeField(auto_now=True)
+    # Made by a placement rule (datasets.policy_models); empty = by a user or PanDA.
+    rule = models.ForeignKey(
+        "datasets.PlacementRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="subscriptions"
+    )
+    # A share of a dataset spread over several sites: the files whose bucket (a stable hash of the LFN,
+    # 0..999) is in [share_start, share_end). The default is every file.
+    share_start = models.PositiveSmallIntegerField(default=0)
+    share_end = models.PositiveSmallIntegerField(default=1000)
 
     class Meta:
         ordering = ["-id"]
@@ -280,6 +288,10 @@ class TransferRequest(models.Model):
         indexes = [
             # The claim: best priority first among queued rows; partial, so it holds only the backlog.
             models.Index(fields=["-priority", "id"], name="transfer_queued", condition=Q(state="queued")),
+            # The claim by activity rank (datasets.services.priorities): one range per activity group.
+            models.Index(
+                fields=["activity", "-priority", "id"], name="transfer_queued_activity", condition=Q(state="queued")
+            ),
             # Submitted rows whose agent died are found by age.
             models.Index(fields=["submitted_at"], name="transfer_submitted", condition=Q(state="submitted")),
             models.Index(fields=["destination", "state"], name="transfer_destination_state"),
@@ -363,3 +375,9 @@ class ConsistencyCheck(models.Model):
 
     def __str__(self):
         return f"consistency of {self.site_id} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+# The data distribution policy and DDM operations live in their own modules; imported here so that
+# Django finds them as models of this app.
+from .ops_models import ActivityPriority, ChannelControl, DeletionProposal, SiteDDMConfig  # noqa: E402,F401
+from .policy_models import PlacementDecision, PlacementRule, PlacementTarget, SitePreference  # noqa: E402,F401

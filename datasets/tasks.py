@@ -2,13 +2,15 @@
 
 import socket
 import time
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from pandamon.workers import recorded_run
 
-from .services import callbacks, catalog, consistency, deletion, subscriptions, transfers
+from .services import callbacks, catalog, consistency, deletion, policy, subscriptions, transfers
 
 
 @shared_task(name="datasets.purge_erased_datasets", ignore_result=True)
@@ -56,3 +58,46 @@ def check_storage_consistency():
     """Compare every site's directory storage with its replica catalog (report only)."""
     with recorded_run(check_storage_consistency.name) as counts:
         counts.update(consistency.check_all_sites())
+
+
+@shared_task(name="datasets.apply_rule_retroactively", ignore_result=True)
+def apply_rule_retroactively(rule_id, since_days=None):
+    """A placement rule on the datasets registered before it (those it has not decided yet)."""
+    since = timezone.now() - timedelta(days=since_days) if since_days else None
+    with recorded_run(apply_rule_retroactively.name) as counts:
+        counts.update(policy.apply_retroactively(rule_ids={rule_id}, since=since))
+
+
+@shared_task(name="datasets.reevaluate_placements", ignore_result=True)
+def reevaluate_placements():
+    """Placement decisions that waited for a dataset's first replica, evaluated again."""
+    with recorded_run(reevaluate_placements.name) as counts:
+        counts.update(policy.reevaluate_waiting())
+
+
+@shared_task(name="datasets.propose_deletions", ignore_result=True)
+def propose_deletions():
+    """Propose obsolete replicas (expired, superseded) for deletion; data operators approve them."""
+    from .services import cleaning
+
+    with recorded_run(propose_deletions.name) as counts:
+        counts.update(cleaning.propose())
+        counts.update(cleaning.execute())
+
+
+@shared_task(name="datasets.execute_deletions", ignore_result=True)
+def execute_deletions():
+    """Delete the approved proposals (each re-checked for claims and subscriptions)."""
+    from .services import cleaning
+
+    with recorded_run(execute_deletions.name) as counts:
+        counts.update(cleaning.execute())
+
+
+@shared_task(name="datasets.recount_user_areas", ignore_result=True)
+def recount_user_areas():
+    """Recount the sized user areas from the replica catalog (sees deletions)."""
+    from .services import user_areas
+
+    with recorded_run(recount_user_areas.name) as counts:
+        counts["areas"] = user_areas.recount()

@@ -1,6 +1,17 @@
 from django.contrib import admin
 
-from .models import BrokerageContext, BrokerageDecision, Job, JobFile, JobReport, JobStatusLog, RetryRule
+from .models import (
+    BrokerageContext,
+    BrokerageDecision,
+    Job,
+    JobDebugOutput,
+    JobFile,
+    JobReport,
+    JobSignature,
+    JobStatusLog,
+    PeekRequest,
+    RetryRule,
+)
 
 
 class JobFileInline(admin.TabularInline):
@@ -114,3 +125,36 @@ class BrokerageContextAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Job control and signing records: written by the pilot protocol and the job page's services
+# (docs/job-control.md, docs/job-signing.md), so the admin shows them without editing.
+class RecordAdmin(admin.ModelAdmin):
+    show_full_result_count = False
+    list_per_page = 100
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PeekRequest)
+class PeekRequestAdmin(RecordAdmin):
+    list_display = ["job", "kind", "state", "requested_by", "requested_at", "answered_at"]
+    list_filter = ["kind", "state"]
+    raw_id_fields = ["job"]
+
+
+@admin.register(JobDebugOutput)
+class JobDebugOutputAdmin(RecordAdmin):
+    list_display = ["job", "received_at"]
+    raw_id_fields = ["job"]
+
+
+@admin.register(JobSignature)
+class JobSignatureAdmin(RecordAdmin):
+    list_display = ["job", "key_id"]
+    list_filter = ["key_id"]
+    raw_id_fields = ["job"]

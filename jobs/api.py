@@ -1,4 +1,4 @@
-"""REST API for jobs: /api/v1/jobs/ (submit in bulk, list, read, kill, retry)."""
+"""REST API for jobs: /api/v1/jobs/ (submit in bulk, list, read, kill, retry, peek, debug mode)."""
 
 import re
 
@@ -10,10 +10,10 @@ from rest_framework.response import Response
 
 from pandamon.api import KeysetPagination
 
-from . import selectors
+from . import control_selectors, selectors
 from .filters import JobFilterSet
-from .models import Job, JobFile, JobStatusLog
-from .services import kill, retry, submission
+from .models import Job, JobFile, JobStatusLog, PeekRequest
+from .services import kill, peek, retry, submission
 
 LFN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-+:]*$")
 
@@ -110,6 +110,35 @@ class KillSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
+class PeekInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=PeekRequest.Kind.choices, help_text="tail, ls or ps")
+
+
+class PeekRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    state = serializers.CharField(help_text="pending, answered or expired")
+    requested_by = serializers.CharField(allow_null=True)
+    requested_at = serializers.DateTimeField()
+    answered_at = serializers.DateTimeField(allow_null=True)
+    answer = serializers.CharField(help_text="The pilot's answer (at most 64 KB), or why there is none.")
+
+
+class DebugOutputSerializer(serializers.Serializer):
+    stdout = serializers.CharField()
+    received_at = serializers.DateTimeField()
+
+
+class JobControlSerializer(serializers.Serializer):
+    debug_mode = serializers.BooleanField()
+    peeks = PeekRowSerializer(many=True)
+    debug_output = DebugOutputSerializer(allow_null=True)
+
+
+class DebugModeSerializer(serializers.Serializer):
+    on = serializers.BooleanField(help_text="true: debug mode on; false: off")
+
+
 class JobPagination(KeysetPagination):
     ordering = "-pandaid"
 
@@ -158,3 +187,30 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """Create the next attempt of a failed, cancelled or closed job (owner or admin)."""
         new = retry.retry_for_user(user=request.user, pandaid=int(pandaid))
         return Response(JobSerializer(new).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(methods=["GET"], request=None, responses={200: JobControlSerializer})
+    @extend_schema(methods=["POST"], request=PeekInputSerializer, responses={201: PeekRowSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def peek(self, request, pandaid=None):
+        """GET: the job's peek requests and debug output. POST {kind}: ask the job's pilot for `tail` (of
+        the payload's output), `ls` (of its work directory) or `ps` (its processes); owner, shifter or
+        admin, running jobs only; the answer comes with the pilot's next heartbeat."""
+        if request.method == "GET":
+            job = selectors.job_detail(pandaid=int(pandaid))
+            control = control_selectors.job_control(job=job)
+            return Response(JobControlSerializer(control).data)
+        incoming = PeekInputSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        created = peek.request_peek(user=request.user, pandaid=int(pandaid), kind=incoming.validated_data["kind"])
+        row = control_selectors.peek_row(created, created.job)
+        return Response(PeekRowSerializer(row).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=DebugModeSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
+    def debug(self, request, pandaid=None):
+        """Debug mode on or off (owner, shifter or admin): the pilot then heartbeats every minute and
+        sends the tail of the payload's stdout with each heartbeat (GET .../peek/ shows it)."""
+        incoming = DebugModeSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        job = peek.set_debug_mode(user=request.user, pandaid=int(pandaid), on=incoming.validated_data["on"])
+        return Response({"pandaid": job.pandaid, "debug_mode": job.debug_mode})

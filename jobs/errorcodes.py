@@ -35,6 +35,10 @@ PILOT = {
     1137: "stage-out failed",
     1144: "killed by the server (kill command)",
     1150: "looping job killed by the pilot",
+    1390: (
+        "job refused by the pilot, never run: its signature is missing or does not verify (the job description "
+        "was changed between server and pilot, or the pilot lacks the signing key; docs/job-signing.md)"
+    ),
 }
 
 COMPONENTS = {

@@ -71,6 +71,10 @@ class Job(models.Model):
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.DEFINED)
     job_sub_status = models.CharField(max_length=80, blank=True)
     command_to_pilot = models.CharField(max_length=250, blank=True)
+    # PanDA keeps this in specialHandling ("dm"); a column of its own is not copied into retries.
+    debug_mode = models.BooleanField(
+        default=False, help_text="The pilot heartbeats often and sends its payload's stdout tail (docs/job-control.md)."
+    )
     creation_time = models.DateTimeField()
     modification_time = models.DateTimeField(help_text="Last change or pilot heartbeat.")
     state_change_time = models.DateTimeField()
@@ -222,6 +226,21 @@ class JobStatusLog(models.Model):
         return f"{self.job_id}: {self.old_status} -> {self.new_status}"
 
 
+class JobSignature(models.Model):
+    """The server's signature of a job's executable fields, made when the job was created
+    (jobs/signing.py, docs/job-signing.md). Apart from the hot Job row, which every heartbeat
+    rewrites: written once with the job, read once by getJob's dispatch statement. With a
+    database constraint (checked at commit, cheap next to the RSA signing): a signature must
+    never outlive its job, or a PandaID used again would go out with another job's signature."""
+
+    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    key_id = models.CharField(max_length=16, help_text="The signing key (SHA-256 of its public key, 16 hex digits).")
+    signature = models.TextField(help_text="RSASSA-PKCS1-v1_5 / SHA-256 signature, base64.")
+
+    def __str__(self):
+        return f"signature of {self.job_id} (key {self.key_id})"
+
+
 class JobReport(models.Model):
     """The pilot's final report, kept apart from the hot Job row (PanDA's JOB_OUTPUT_REPORT)."""
 
@@ -362,3 +381,57 @@ class RetryRule(models.Model):
             errors["parameter"] = f"{self.action}: give a positive step"
         if errors:
             raise ValidationError(errors)
+
+
+class PeekRequest(models.Model):
+    """A look into a running job asked for from its page or the API (docs/job-control.md).
+
+    The request travels to the job's pilot in an updateJob answer; the pilot runs the fixed,
+    read-only action its `kind` names (nothing in the request is ever executed) and sends the
+    text back with a later updateJob. Written by jobs.services.peek only.
+    """
+
+    class Kind(models.TextChoices):
+        TAIL = "tail", "the end of the payload's stdout and stderr"
+        LS = "ls", "a listing of the job's work directory"
+        PS = "ps", "the payload's processes"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "waiting for the pilot"
+        ANSWERED = "answered", "answered by the pilot"
+        EXPIRED = "expired", "not answered: the job ended or its pilot did not answer in time"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="peek_requests")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answer = models.TextField(blank=True, help_text="The pilot's answer (at most 64 KB), or why there is none.")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            # One pending request per kind and job: a second click waits for the same answer.
+            models.UniqueConstraint(
+                fields=["job", "kind"], condition=Q(state="pending"), name="peekrequest_one_pending_per_kind"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} of {self.job_id} ({self.state})"
+
+
+class JobDebugOutput(models.Model):
+    """The payload stdout tail a pilot in debug mode sends with every heartbeat (PanDA's jobsDebug).
+
+    One row per job, replaced by each heartbeat that carries one: only the latest tail matters."""
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, primary_key=True, related_name="debug_output")
+    stdout = models.TextField(blank=True)
+    received_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"debug output of {self.job_id}"

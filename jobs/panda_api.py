@@ -2,17 +2,16 @@
 
 Thin translations onto our services: submissions go through jobs.services.submission and kills
 through jobs.services.kill, exactly as our own REST API does; only the shapes are PanDA's
-(jobs/panda_jobspec.py). There is no debug mode in this system, so `job/set_debug_mode` is not
-offered.
+(jobs/panda_jobspec.py). `job/set_debug_mode` is our job debug mode (docs/job-control.md).
 """
 
 from pandamon.errors import InvalidInput
-from pandamon.panda_api import PandaEndpoint, envelope, failure, int_list_param, require_user
+from pandamon.panda_api import PandaEndpoint, envelope, failure, int_list_param, int_param, require_user
 
 from . import panda_jobspec
 from .choices import FINAL_STATES
 from .models import Job, JobFile
-from .services import kill, submission
+from .services import kill, peek, submission
 
 # At most this many ids per call (PanDA itself truncates at 5500).
 MAX_JOB_IDS = 10000
@@ -82,6 +81,20 @@ def _killable(user, pandaids):
 def _killed(outcome):
     # kill_jobs answers "already <state>" for a job that ended after we looked: not killed by this call.
     return outcome is not None and not outcome.startswith("already")
+
+
+class SetDebugMode(PandaEndpoint):
+    """`job/set_debug_mode`: {"job_id": N, "mode": true|false} -> a message; the job's pilot heartbeats
+    often and sends its stdout tail while it is on (the job's owner, a shifter or an admin)."""
+
+    def call(self, request, params):
+        user = require_user(request)
+        pandaid = int_param(params, "job_id")
+        mode = params.get("mode")
+        if not isinstance(mode, bool):
+            raise InvalidInput("mode must be true or false")
+        peek.set_debug_mode(user=user, pandaid=pandaid, on=mode)
+        return envelope(f"debug mode {'on' if mode else 'off'} for job {pandaid}")
 
 
 class IsAlive(PandaEndpoint):

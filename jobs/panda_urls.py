@@ -14,4 +14,5 @@ urlpatterns = [
         name="panda-job-get-description-incl-archive",
     ),
     path("kill", panda_api.KillJobs.as_view(), name="panda-job-kill"),
+    path("set_debug_mode", panda_api.SetDebugMode.as_view(), name="panda-job-set-debug-mode"),
 ]

@@ -14,7 +14,7 @@ from django.urls import path
 from pandamon.errors import InvalidInput, ServiceError
 from pandamon.panda_api import PandaEndpoint, envelope, failure, int_list_param
 
-from . import pilot_views
+from . import pilot_views, signing
 from .pilot_views import SC_NO_JOBS, SC_SUCCESS
 from .services import reports
 
@@ -47,6 +47,9 @@ UPDATE_NAMES = {
     "n_events": "nEvents",
     "pilot_id": "pilotID",
     "batch_id": "batchID",
+    # This project's job control (docs/job-control.md): debug-mode stdout and peek answers.
+    "stdout": "stdout",
+    "peek_answers": "peekAnswers",
 }
 MAX_BULK_UPDATES = 1000
 
@@ -80,12 +83,17 @@ class AcquireJobs(PilotEndpoint):
         return envelope({"StatusCode": SC_SUCCESS, "jobs": descriptions})
 
 
+def _update(params, token):
+    answer = pilot_views.report_job_answer(_legacy(params, UPDATE_NAMES), token=token)
+    return {"StatusCode": SC_SUCCESS, "command": answer.command, **answer.extra}
+
+
 class UpdateJob(PilotEndpoint):
-    """A pilot's heartbeat or final report: data `{"StatusCode": 0, "command": "NULL" | "tobekilled" | ...}`."""
+    """A pilot's heartbeat or final report: data `{"StatusCode": 0, "command": "NULL" | "tobekilled" | "debug"
+    | ..., "peek": [...], "peekInterval": s}` (the last two only while a peek is pending)."""
 
     def call(self, request, params):
-        command = pilot_views.report_job(_legacy(params, UPDATE_NAMES), token=pilot_views.bearer_token(request))
-        return envelope({"StatusCode": SC_SUCCESS, "command": command})
+        return envelope(_update(params, pilot_views.bearer_token(request)))
 
 
 class UpdateJobsBulk(PilotEndpoint):
@@ -104,10 +112,10 @@ class UpdateJobsBulk(PilotEndpoint):
     @staticmethod
     def _one(item, token):
         try:
-            command = pilot_views.report_job(_legacy(item, UPDATE_NAMES), token=token)
+            data = _update(item, token)
         except ServiceError as error:
             return {"success": False, "message": error.message, "data": None}
-        return {"success": True, "message": "", "data": {"StatusCode": SC_SUCCESS, "command": command}}
+        return {"success": True, "message": "", "data": data}
 
 
 class GetJobStatus(PilotEndpoint):
@@ -130,7 +138,21 @@ class GetJobStatus(PilotEndpoint):
         )
 
 
+class PublicKeys(PilotEndpoint):
+    """GET: the public keys pilots verify job signatures with (docs/job-signing.md): data
+    `{"algorithm", "keys": [{"key_id", "algorithm", "active", "pem"}, ...]}`, the active key
+    first; no keys when this server signs nothing. Open to anyone: the keys are public. A pilot
+    that fetches them trusts this channel as much as the one its jobs come on; a key file
+    installed by the site is the stronger choice."""
+
+    method = "get"
+
+    def call(self, request, params):
+        return envelope({"algorithm": signing.ALGORITHM, "keys": signing.published_keys()})
+
+
 urlpatterns = [
+    path("public_keys", PublicKeys.as_view(), name="pilot-api-public-keys"),
     path("acquire_jobs", AcquireJobs.as_view(), name="pilot-api-acquire-jobs"),
     path("update_job", UpdateJob.as_view(), name="pilot-api-update-job"),
     path("update_jobs_bulk", UpdateJobsBulk.as_view(), name="pilot-api-update-jobs-bulk"),

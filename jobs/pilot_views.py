@@ -23,6 +23,7 @@ from .services import dispatcher, reports
 # Protocol status codes (jobdispatcher/Protocol.py).
 SC_SUCCESS, SC_NO_JOBS, SC_INVALID, SC_PERMS = 0, 20, 50, 70
 MAX_JOBS_PER_CALL = 100
+MAX_PEEK_ANSWERS = 10  # a pilot has at most one pending request per kind (3) to answer
 REPORT_FIELDS = {
     # pilot parameter: (Job field, type)
     "transExitCode": ("trans_exit_code", int),
@@ -120,22 +121,23 @@ def _pilot_request(params):
 @require_POST
 def update_job(request):
     try:
-        command = report_job(request.POST, token=bearer_token(request))
+        answer = report_job_answer(request.POST, token=bearer_token(request))
     except ServiceError as error:
         return _refusal(request, error)
-    return _answer(request, {"StatusCode": SC_SUCCESS, "command": command})
+    return _answer(request, {"StatusCode": SC_SUCCESS, "command": answer.command, **answer.extra})
 
 
-def report_job(params, *, token):
-    """updateJob for both pilot APIs: apply the report, return the command for the pilot.
+def report_job_answer(params, *, token):
+    """updateJob for both pilot APIs: apply the report; the answer holds the command for the pilot
+    and the job-control keys (peek, peekInterval).
 
-    `params` use the legacy names (jobId, state, siteName, node, attemptNr, xml, ...)."""
+    `params` use the legacy names (jobId, state, siteName, node, attemptNr, xml, stdout, peekAnswers, ...)."""
     report = _pilot_report(params)
     site = _site_of_report(token, params, report.pandaid)
-    command = reports.update_job(site_ids={site.pk} if site else set(), report=report)
+    answer = reports.update_job(site_ids={site.pk} if site else set(), report=report)
     if site is not None:
         record_pilot_contact(site=site, node=report.node, update=True)
-    return command
+    return answer
 
 
 def _site_of_report(token, params, pandaid):
@@ -166,7 +168,27 @@ def _pilot_report(params):
         output_files=reports.parse_output_report(params.get("xml", "")) if state in reports.FINAL_REPORTS else None,
         pilot_log=params.get("pilotLog", ""),
         fields=fields,
+        peek_answers=_peek_answers(params.get("peekAnswers", "")),
+        debug_stdout=params.get("stdout", ""),
     )
+
+
+def _peek_answers(raw):
+    """`peekAnswers`: a JSON object {"<peek request id>": "<text>"} (docs/pilot-protocol.md)."""
+    if raw in ("", "NULL", "None"):
+        return {}
+    try:
+        answers = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("peekAnswers must be a JSON object {request id: text}") from None
+    if not isinstance(answers, dict) or not all(isinstance(text, str) for text in answers.values()):
+        raise InvalidInput("peekAnswers must be a JSON object {request id: text}")
+    if len(answers) > MAX_PEEK_ANSWERS:
+        raise InvalidInput(f"peekAnswers holds at most {MAX_PEEK_ANSWERS} answers")
+    try:
+        return {int(key): text for key, text in answers.items()}
+    except ValueError:
+        raise InvalidInput("peekAnswers keys must be peek request ids (integers)") from None
 
 
 @csrf_exempt
@@ -188,3 +210,27 @@ def get_status(request):
             "attemptNr": "+".join(str(attempt) for _, attempt in statuses),
         },
     )
+
+
+@csrf_exempt
+@require_POST
+def update_worker_pilot_status(request):
+    """updateWorkerPilotStatus: a factory's pilot says it started or finished (sites/factory, docs/pilot-factory.md).
+
+    Fields as pilot3 sends them under Harvester: workerID (the pilot id the factory gave it),
+    harvesterID (the factory), status (started | finished; running = started), site, node_id;
+    our pilot adds exitCode, jobsRun and exitReason when it finishes."""
+    from sites.factory.services import report_worker_status  # the factory's bookkeeping, only on this call
+
+    params = request.POST
+    try:
+        message = report_worker_status(
+            token=bearer_token(request), worker_id=params.get("workerID", "").strip(),
+            status=params.get("status", "").strip(), site_name=params.get("site", params.get("siteName", "")).strip(),
+            factory_name=params.get("harvesterID", "").strip(), node=params.get("node_id", params.get("node", "")),
+            exit_code=_number(params, "exitCode"), jobs_run=_number(params, "jobsRun"),
+            reason=params.get("exitReason", "")[:500],
+        )  # fmt: skip
+    except ServiceError as error:
+        return _refusal(request, error)
+    return _answer(request, {"StatusCode": SC_SUCCESS, "message": message})

@@ -1,9 +1,14 @@
 """The PanDA job description a pilot receives from getJob (reference/panda-server.md §3.2).
 
 Pure functions: a Job and its files in, the flat dict of PanDA keys out, with the
-"NULL" convention for unset values that real pilots expect.
+"NULL" convention for unset values that real pilots expect. The answer carries the job's
+signature (jobSignature, jobSignatureKeyId; docs/job-signing.md), over the strings of the
+answer itself.
 """
 
+from pilot.signature import SIGNED_KEYS
+
+from . import signing
 from .choices import FileType
 
 NULL = "NULL"
@@ -18,15 +23,27 @@ def _joined(files, attribute, default=""):
 
 
 def job_description(job, files, site):
+    description = {"StatusCode": 0, **_description_keys(job, files, site.name)}
+    if "lc" in job.special_handling.split(","):
+        description["loopingCheck"] = False
+    # A row of the single-statement dispatch brings the signature stored at submission; a Job
+    # instance (the ORM path) does not, and gets one made now.
+    stored = getattr(job, "signature_key_id", None), getattr(job, "signature_b64", None)
+    description.update(signing.signature_keys(description, *stored))
+    return description
+
+
+def signed_fields(job, files):
+    """The keys of a job's description that its signature covers, as getJob will send them."""
+    description = _description_keys(job, files, endpoint="")
+    return {key: description[key] for key in SIGNED_KEYS}
+
+
+def _description_keys(job, files, endpoint):
     inputs = [f for f in files if f.type in (FileType.INPUT, FileType.PSEUDO_INPUT)]
     outputs = [f for f in files if f.type == FileType.OUTPUT]
     logs = [f for f in files if f.type == FileType.LOG]
-    description = {"StatusCode": 0, **_job_keys(job, site.name)}
-    description.update(_input_keys(inputs, site.name))
-    description.update(_output_keys(outputs, logs, site.name))
-    if "lc" in job.special_handling.split(","):
-        description["loopingCheck"] = False
-    return description
+    return {**_job_keys(job, endpoint), **_input_keys(inputs, endpoint), **_output_keys(outputs, logs, endpoint)}
 
 
 def _job_keys(job, endpoint):

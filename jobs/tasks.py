@@ -4,7 +4,7 @@ from celery import shared_task
 
 from pandamon.workers import recorded_run
 
-from .services import adder, brokerage, setupper, watchers
+from .services import adder, brokerage, peek, setupper, watchers
 
 
 @shared_task(name="jobs.broker_defined_jobs", ignore_result=True)
@@ -54,3 +54,10 @@ def clean_dispatch_datasets():
     """Erase dispatch blocks whose jobs are all over; their replicas are left to the reaper."""
     with recorded_run(clean_dispatch_datasets.name) as counts:
         counts.update(setupper.clean_dispatch_blocks())
+
+
+@shared_task(name="jobs.expire_peek_requests", ignore_result=True)
+def expire_peek_requests():
+    """Peek requests no pilot will answer (the job ended, or its pilot ignores them) stop being pending."""
+    with recorded_run(expire_peek_requests.name) as counts:
+        counts["expired"] = peek.expire_stale()

@@ -5,15 +5,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from datasets.flow_selectors import job_data_flow
-from pandamon.errors import PermissionDenied, ServiceError
+from pandamon.errors import InvalidInput, PermissionDenied, ServiceError
 from pandamon.pages import error_page, list_page, render_page
 
-from . import analysis, errorcodes, selectors
+from . import analysis, control_selectors, errorcodes, selectors
 from .brokerage_selectors import brokerage_decision
 from .choices import FINAL_STATES, JobStatus
 from .filters import JobFilterSet
-from .models import Job
-from .services import kill, retry
+from .models import Job, PeekRequest
+from .services import kill, peek, retry
 
 LIST_COLUMNS = ("pandaid", "job_name", "status", "computing_site__name", "cloud", "prod_source_label",
                 "prod_user_name", "task_id", "current_priority", "attempt_nr", "core_count", "creation_time",
@@ -63,6 +63,7 @@ def job_detail(request, pandaid):
     history = list(selectors.job_history(job=job))
     previous, following = selectors.job_attempts(job=job)
     errors = _error_lines(job)
+    control = control_selectors.job_control(job=job)
     data = {
         "job": {field.name: getattr(job, field.attname) for field in job._meta.fields},
         "files": [_file_data(item, replicas) for item in files],
@@ -78,10 +79,13 @@ def job_detail(request, pandaid):
         "next_attempts": [j.pandaid for j in following],
         "pilot_log": selectors.pilot_log(job=job),
         "data_flow": job_data_flow(job=job, files=files),
+        "control": control,
     }
     context = {"job": job, "data": data, "files": data["files"], "history": _with_durations(history),
                "errors": errors, "previous": previous, "following": following,
-               "state_help": JobStatus(job.status).label, "actions": _actions(request.user, job, retried=bool(following))}  # fmt: skip
+               "state_help": JobStatus(job.status).label, "actions": _actions(request.user, job, retried=bool(following)),
+               "control": control, "control_actions": control_selectors.control_actions(request.user, job),
+               "peek_kinds": PeekRequest.Kind.choices}  # fmt: skip
     return render_page(request, "jobs/job_detail.html", context, json_data=data)
 
 
@@ -121,6 +125,26 @@ def job_kill(request, pandaid):
 def job_retry(request, pandaid):
     """The retry button: the same service and permission rule as POST /api/v1/jobs/<id>/retry/."""
     return _act(request, pandaid, lambda: retry.retry_for_user(user=request.user, pandaid=pandaid))
+
+
+@require_POST
+def job_peek(request, pandaid):
+    """A peek button: the same service and permission rule as POST /api/v1/jobs/<id>/peek/."""
+    kind = request.POST.get("kind", "")
+    return _act(request, pandaid, lambda: peek.request_peek(user=request.user, pandaid=pandaid, kind=kind))
+
+
+@require_POST
+def job_debug(request, pandaid):
+    """The debug mode button (on=1 / on=0): the same rule as POST /api/v1/jobs/<id>/debug/."""
+    return _act(request, pandaid, lambda: peek.set_debug_mode(user=request.user, pandaid=pandaid,
+                                                              on=_on_off(request.POST.get("on", ""))))  # fmt: skip
+
+
+def _on_off(value):
+    if value not in ("0", "1"):
+        raise InvalidInput("on must be 1 (debug mode on) or 0 (off)")
+    return value == "1"
 
 
 def _act(request, pandaid, action):

@@ -283,6 +283,22 @@ PANDA = {
     "CACHE_URL": os.environ.get("PANDA_CACHE_URL", "").rstrip("/"),
 }
 
+# Signed job records (jobs/signing.py, docs/job-signing.md). PANDA_SIGNING_KEY: the PEM file of the private
+# key jobs are signed with (`manage.py panda_signing_key generate`); PANDA_SIGNING_ACCEPTED_KEYS: more PEM
+# files whose public keys stay published for pilots (key rotation). Without a key, a single-host setup (DEBUG,
+# or the SQLite demo) gets one generated under var/; a production server, whose hosts must share one key,
+# dispatches unsigned jobs and logs a warning.
+PANDA["SIGNING_KEY"] = os.environ.get("PANDA_SIGNING_KEY", "")
+PANDA["SIGNING_ACCEPTED_KEYS"] = env_list("PANDA_SIGNING_ACCEPTED_KEYS")
+PANDA["SIGNING_KEY_GENERATE"] = not PANDA["SIGNING_KEY"] and (
+    DEBUG or DATABASES["default"]["ENGINE"].endswith("sqlite3")
+)
+if PANDA["SIGNING_KEY_GENERATE"]:
+    PANDA["SIGNING_KEY"] = str(VAR_DIR / "job-signing-key.pem")
+for _key_path in ([] if PANDA["SIGNING_KEY_GENERATE"] else [PANDA["SIGNING_KEY"]]) + PANDA["SIGNING_ACCEPTED_KEYS"]:
+    if _key_path and not os.path.isfile(_key_path):
+        raise ImproperlyConfigured(f"job signing key file {_key_path} does not exist (docs/job-signing.md)")
+
 # Alarm rules' thresholds (alarms/rules.py).
 PANDA_ALARMS = {
     "NO_PILOT_MINUTES": int(os.environ.get("PANDA_ALARM_NO_PILOT_MINUTES", 60)),
@@ -322,12 +338,17 @@ CELERY_BEAT_SCHEDULE = {
     "watch-sent-and-holding": {"task": "jobs.watch_timeouts", "schedule": timedelta(minutes=5)},
     "retry-stuck-adder": {"task": "jobs.retry_stuck_holding", "schedule": timedelta(minutes=2)},
     "watch-queued-timeouts": {"task": "jobs.watch_queued_timeouts", "schedule": timedelta(minutes=10)},
+    "expire-peek-requests": {"task": "jobs.expire_peek_requests", "schedule": timedelta(minutes=10)},
     "purge-erased-datasets": {"task": "datasets.purge_erased_datasets", "schedule": timedelta(hours=1)},
     "evaluate-subscriptions": {"task": "datasets.evaluate_subscriptions", "schedule": timedelta(seconds=20)},
     "run-transfers": {"task": "datasets.run_transfers", "schedule": timedelta(seconds=15)},
     "deliver-callbacks": {"task": "datasets.deliver_callbacks", "schedule": timedelta(minutes=1)},
     "reap-expired-replicas": {"task": "datasets.reap_expired_replicas", "schedule": timedelta(hours=1)},
     "check-storage-consistency": {"task": "datasets.check_storage_consistency", "schedule": timedelta(days=1)},
+    # The distribution policy and DDM operations (docs/ddm-policy.md).
+    "reevaluate-placements": {"task": "datasets.reevaluate_placements", "schedule": timedelta(minutes=5)},
+    "recount-user-areas": {"task": "datasets.recount_user_areas", "schedule": timedelta(minutes=10)},
+    "propose-deletions": {"task": "datasets.propose_deletions", "schedule": timedelta(hours=1)},
     "measure-storage-space": {"task": "sites.measure_storage_space", "schedule": timedelta(minutes=10)},
     "clean-dispatch-datasets": {"task": "jobs.clean_dispatch_datasets", "schedule": timedelta(minutes=10)},
     "tasks-roll-up": {"task": "tasks.roll_up", "schedule": timedelta(seconds=30)},

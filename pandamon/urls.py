@@ -43,7 +43,9 @@ urlpatterns = [
     path("search/", views.search, name="search"),
     path("", include("jobs.urls")),
     path("", include("datasets.urls")),
+    path("", include("datasets.ddm_urls")),
     path("", include("pandamon.site_urls")),
+    path("", include("pandamon.scheduler_urls")),
     path("", include("alarms.urls")),
     path("", include("quotas.urls")),
     path("", include("pandamon.plot_urls")),
@@ -61,6 +63,7 @@ urlpatterns = [
     path("api/v1/system/", include("jobs.panda_system_urls")),
     path("api/v1/task/", include("tasks.panda_urls")),
     path("api/v1/pilot/", include("jobs.pilot_api")),
+    path("api/v1/", include("datasets.ddm_api_urls")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -68,6 +71,7 @@ urlpatterns = [
     path("server/panda/getJob", pilot_views.get_job, name="pilot-getjob"),
     path("server/panda/updateJob", pilot_views.update_job, name="pilot-updatejob"),
     path("server/panda/getStatus", pilot_views.get_status, name="pilot-getstatus"),
+    path("server/panda/updateWorkerPilotStatus", pilot_views.update_worker_pilot_status, name="pilot-workerstatus"),
     # Queue and storage descriptions for PanDA pilots, CRIC-style (sites/schedconfig.py).
     path("cache/", include("sites.schedconfig")),
     # The script cache: users' code, fetched by pilots (tasks/api.py, docs/tasks.md).

@@ -3,25 +3,27 @@
 Exit codes:
   0    normal end (including "no job" with --once)
   1    unexpected pilot error
-  2    bad command line or unreadable credential file
-  3    server unreachable after the configured retries
+  2    bad command line, unreadable credential file or signing key file
+  3    server unreachable after the configured retries (or, with --fetch-signing-key, its keys)
   4    credential refused by the server
   5    the server rejected getJob as malformed, or does not speak the protocol
   128+N  stopped by signal N (after reporting the running job)
 """
 
 import argparse
+import dataclasses
 import logging
 import os
 import socket
 import sys
 import time
 
-from pilot import __version__
+from pilot import __version__, signature
 from pilot.client import BadRequest, CredentialRefused, ProtocolError, ServerUnreachable
 from pilot.loop import Pilot
 from pilot.movers import normalize_location
 from pilot.settings import PilotSettings
+from pilot.worker_status import WorkerStatus, make_client
 
 EXIT_OK = 0
 EXIT_PILOT_ERROR = 1
@@ -30,6 +32,8 @@ EXIT_SERVER_UNREACHABLE = 3
 EXIT_CREDENTIAL_REFUSED = 4
 EXIT_PROTOCOL_ERROR = 5
 TOKEN_ENVIRONMENT_VARIABLE = "PANDA_PILOT_TOKEN"
+PILOT_ID_VARIABLE = "PANDA_PILOT_ID"
+FACTORY_VARIABLE = "HARVESTER_ID"  # the name pilot3 reads its factory (Harvester) from
 
 logger = logging.getLogger("pilot")
 
@@ -61,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--once", action="store_true", help="one getJob, run that job, exit")
     parser.add_argument("--max-jobs", type=positive_int, help="exit after running N jobs")
+    parser.add_argument(
+        "--max-idle-polls", type=positive_int, help="exit after N getJob calls in a row got no job (default: never)"
+    )
+    parser.add_argument(
+        "--pilot-id",
+        default=os.environ.get(PILOT_ID_VARIABLE) or None,
+        help=f"id given by a pilot factory (default: ${PILOT_ID_VARIABLE}): sent with job updates and "
+        "start/end reports",
+    )
     parser.add_argument("--workdir", default=os.getcwd(), help="where PandaJob_<id>/ go")
     parser.add_argument(
         "--heartbeat", type=positive_float, default=1800.0, help="seconds between heartbeats (default 1800, PanDA's)"
@@ -98,6 +111,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--kill-grace", type=positive_float, default=10.0, help="seconds between SIGTERM and SIGKILL of a payload"
     )
+    parser.add_argument(
+        "--looping-timeout",
+        type=positive_float,
+        default=7200.0,
+        help="kill a payload when nothing in its work directory changed for this many seconds (default 7200, "
+        "PanDA's; jobs sent with loopingCheck=False are never killed as looping)",
+    )
+    parser.add_argument(
+        "--debug-heartbeat",
+        type=positive_float,
+        default=60.0,
+        help="seconds between heartbeats while the server has the job in debug mode (default 60, PanDA's)",
+    )
+    signing = parser.add_mutually_exclusive_group()
+    signing.add_argument(
+        "--signing-key",
+        metavar="FILE",
+        help="the server's public job signing key(s): PEM, or the JSON of /api/v1/pilot/public_keys. "
+        "Every job must then carry a valid signature; others are reported failed (1390) and never run",
+    )
+    signing.add_argument(
+        "--fetch-signing-key",
+        action="store_true",
+        help="as --signing-key, with the keys fetched from the server at start (weaker: the same channel as the jobs)",
+    )
     parser.add_argument("--version", action="version", version=__version__)
     return parser
 
@@ -110,6 +148,19 @@ def read_credential(args: argparse.Namespace) -> str | None:
         with open(args.credential_file, encoding="utf-8") as token_file:
             return token_file.read().strip() or None
     return os.environ.get(TOKEN_ENVIRONMENT_VARIABLE) or None
+
+
+def read_signing_keys(args: argparse.Namespace) -> dict | None:
+    """--signing-key FILE, else the server's keys with --fetch-signing-key, else None (no check)."""
+    if args.signing_key:
+        keys = signature.load_key_file(args.signing_key)
+    elif args.fetch_signing_key:
+        keys = signature.fetch_keys(args.server, timeout=args.http_timeout)
+    else:
+        logger.info("job signatures are not checked (no --signing-key or --fetch-signing-key)")
+        return None
+    logger.info("jobs must be signed by key %s", " or ".join(sorted(keys)))
+    return keys
 
 
 def configure_logging(level: str) -> None:
@@ -144,6 +195,11 @@ def settings_from_args(args: argparse.Namespace, credential: str | None) -> Pilo
         kill_grace=args.kill_grace,
         stage_timeout=args.stage_timeout,
         recovery=not args.no_recovery,
+        pilot_id=args.pilot_id,
+        factory=os.environ.get(FACTORY_VARIABLE) or None,
+        max_idle_polls=args.max_idle_polls,
+        looping_timeout=args.looping_timeout,
+        debug_heartbeat=args.debug_heartbeat,
     )
 
 
@@ -175,13 +231,23 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         logger.error("%s", exc)
         return EXIT_USAGE
-    pilot = Pilot(settings_from_args(args, credential))
-    pilot.install_signal_handlers()
     try:
-        return run_pilot(pilot)
+        signing_keys = read_signing_keys(args)
+    except (OSError, signature.BadKey) as exc:  # an unreachable server is an OSError (URLError) too
+        logger.error("cannot get the job signing keys: %s", exc)
+        return EXIT_SERVER_UNREACHABLE if args.fetch_signing_key else EXIT_USAGE
+    settings = dataclasses.replace(settings_from_args(args, credential), signing_keys=signing_keys)
+    pilot = Pilot(settings, client=make_client(settings))
+    pilot.install_signal_handlers()
+    worker_status = WorkerStatus(settings, pilot.client)
+    worker_status.started()
+    try:
+        code = run_pilot(pilot)
     except Exception:  # keep the traceback in the batch log
         logger.exception("pilot failed")
-        return EXIT_PILOT_ERROR
+        code = EXIT_PILOT_ERROR
+    worker_status.finished(code, pilot.jobs_run)
+    return code
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ CHMODTRF = 1143
 PANDAKILL = 1144
 GETMD5MISMATCH = 1145
 TRFDOWNLOADFAILURE = 1149
+LOOPINGJOB = 1150  # the server knows it as "looping job killed by the pilot"
 STAGEINTIMEOUT = 1151  # pilot1's GETTIMEOUT
 STAGEOUTTIMEOUT = 1152  # pilot1's PUTTIMEOUT
 LOSTJOBNOTFINISHED = 1153  # pilot1's ERR_LOSTJOBNOTFINISHED
@@ -40,6 +41,8 @@ MISSINGINPUTFILE = 1331
 TRANSFORMNOTFOUND = 1346
 UNRECOGNIZEDTRFARGUMENTS = 1349
 BADOUTPUTFILENAME = 1371
+# This project's own: pilot3 has no job signatures (docs/job-signing.md); above pilot3's highest code (1376).
+JOBSIGNATUREINVALID = 1390
 
 MESSAGES = {
     GENERALERROR: "General pilot error, consult batch log",
@@ -49,6 +52,7 @@ MESSAGES = {
     PANDAKILL: "job killed by the server",
     GETMD5MISMATCH: "md5sum mismatch on input file",
     TRFDOWNLOADFAILURE: "Transform could not be downloaded",
+    LOOPINGJOB: "Looping job killed by pilot",
     STAGEINTIMEOUT: "File transfer timed out during stage-in",
     STAGEOUTTIMEOUT: "File transfer timed out during stage-out",
     LOSTJOBNOTFINISHED: "Lost job was not finished",
@@ -73,6 +77,7 @@ MESSAGES = {
     TRANSFORMNOTFOUND: "Transform not found",
     UNRECOGNIZEDTRFARGUMENTS: "Unrecognized transform arguments",
     BADOUTPUTFILENAME: "Output file name contains illegal characters",
+    JOBSIGNATUREINVALID: "Job refused: its signature is missing or does not match the job description",
 }
 
 # pilot3's get_kill_signal_error_code(): the signal that stopped the job.

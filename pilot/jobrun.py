@@ -1,7 +1,8 @@
 """Run one job from start to final update.
 
-starting -> stage-in -> payload (running + heartbeats) -> stage-out of the
-outputs -> log tarball -> finished/failed. Whatever goes wrong on the pilot
+starting -> stage-in -> payload (running + heartbeats, the looping-job
+killer watching its work directory) -> stage-out of the outputs -> log
+tarball -> finished/failed. Whatever goes wrong on the pilot
 side, the job still ends with a final `failed` update carrying a pilot error
 code, unless the server said it already has a final state.
 
@@ -25,6 +26,7 @@ from pilot.files import is_safe_lfn
 from pilot.heartbeat import HeartbeatThread, JobReporter
 from pilot.jobspec import JobSpec
 from pilot.jobstate import JobState, lock_directory, process_identity, result_to_dict, unlock_directory
+from pilot.looping import LoopingMonitor, looping_check_enabled
 from pilot.movers import TransferPolicy
 from pilot.outcome import JobOutcome, final_update_fields, utc_now
 from pilot.payload import (
@@ -37,6 +39,7 @@ from pilot.payload import (
     payload_environment,
     start_payload,
 )
+from pilot.peek import Peeker
 from pilot.settings import PilotSettings
 from pilot.stagein import stage_in
 from pilot.stageout import OutputReport, create_log_tarball, stage_out_file, stage_out_outputs
@@ -190,15 +193,32 @@ class JobRun:
         )
         payload = start_payload(command, self.workdir, environment)
         self._record(jobstate.PAYLOAD_RUNNING, payload=process_identity(payload.pid))
-        heartbeat = HeartbeatThread(self.reporter, self.settings.heartbeat, payload.usage_so_far)
+        heartbeat = HeartbeatThread(
+            self.reporter,
+            self.settings.heartbeat,
+            payload.usage_so_far,
+            peeker=Peeker(self.workdir, payload.pid),
+            debug_interval=self.settings.debug_heartbeat,
+        )
+        looping = self._looping_monitor()
         try:
             self.reporter.send_state("running")
             heartbeat.start()
+            if looping is not None:
+                looping.start()
             self.result = payload.wait(self.kill_switch, self.settings.kill_grace)
         finally:
+            if looping is not None:
+                looping.stop()
             heartbeat.stop(timeout=self.settings.http_timeout + 5)
             if self.result is None:  # an exception above: do not leave it running
                 self.result = payload.kill(self.settings.kill_grace)
+
+    def _looping_monitor(self) -> LoopingMonitor | None:
+        if not looping_check_enabled(self.job):
+            logger.info("job %d: no looping check (loopingCheck=False)", self.job.panda_id)
+            return None
+        return LoopingMonitor(self.workdir, self.settings.looping_timeout, self.kill_switch)
 
     def _judge_payload(self) -> None:
         result = self.result

@@ -32,6 +32,10 @@ class JobSpec:
     core_count: int | None = None
     max_walltime: int | None = None
     prod_source_label: str | None = None
+    # False when the job's task disabled the looping-job check (getJob's `loopingCheck`).
+    looping_check: bool = True
+    # Why the pilot refuses to run the job (its signature did not verify), None when it may run.
+    refusal: str | None = None
 
 
 def unset(value) -> bool:
@@ -41,6 +45,14 @@ def unset(value) -> bool:
 def text_field(answer: dict, key: str) -> str | None:
     value = answer.get(key)
     return None if unset(value) else str(value)
+
+
+def bool_field(answer: dict, key: str, default: bool) -> bool:
+    """A PanDA flag: False, "False", "false", 0 or "0" is off; unset is `default`."""
+    value = answer.get(key)
+    if unset(value):
+        return default
+    return str(value).strip().lower() not in ("false", "0")
 
 
 def int_field(answer: dict, key: str) -> int | None:
@@ -109,4 +121,5 @@ def parse_job(answer: dict) -> JobSpec:
         core_count=int_field(answer, "coreCount"),
         max_walltime=int_field(answer, "maxWalltime"),
         prod_source_label=text_field(answer, "prodSourceLabel"),
+        looping_check=bool_field(answer, "loopingCheck", default=True),
     )

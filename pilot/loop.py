@@ -9,18 +9,30 @@ a getJob the server calls malformed) propagate to the caller, which turns
 them into the exit code.
 """
 
+import dataclasses
 import logging
 import signal
 import threading
 
-from pilot import errors
-from pilot.client import SC_NO_JOBS, SC_SUCCESS, PandaClient, RequestAborted, error_dialog
+from pilot import errors, signature
+from pilot.client import (
+    SC_NO_JOBS,
+    SC_SUCCESS,
+    BadRequest,
+    PandaClient,
+    ProtocolError,
+    RequestAborted,
+    error_dialog,
+)
+from pilot.heartbeat import JobReporter
 from pilot.jobrun import run_job
 from pilot.jobspec import JobSpec, parse_job
+from pilot.outcome import JobOutcome, final_update_fields, utc_now
 from pilot.payload import KillSwitch
 from pilot.recovery import recover_leftovers
 from pilot.settings import PilotSettings
 from pilot.space import report_storage_space
+from pilot.stageout import OutputReport
 from pilot.sysinfo import cpu_mhz, free_disk_mb, memory_mb
 
 logger = logging.getLogger(__name__)
@@ -38,6 +50,18 @@ def make_client(settings: PilotSettings) -> PandaClient:
         max_delay=settings.max_retry_delay,
         timeout=settings.http_timeout,
     )
+
+
+def refuse_job(job: JobSpec, settings: PilotSettings, client: PandaClient) -> str:
+    """Report a refused job `failed` (JOBSIGNATUREINVALID) without creating, staging or running anything."""
+    outcome = JobOutcome()
+    outcome.fail_pilot(errors.JOBSIGNATUREINVALID, f"job signature check failed: {job.refusal}")
+    reporter = JobReporter(client, job, settings.site, settings.node, KillSwitch(), 2 * settings.max_tries)
+    try:
+        reporter.send_final(outcome.state, final_update_fields(outcome, None, OutputReport(), "", utc_now()))
+    except (BadRequest, ProtocolError) as exc:  # an unreachable server or a refused credential stays fatal
+        logger.error("final update of refused job %d rejected: %s", job.panda_id, exc)
+    return outcome.state
 
 
 class Pilot:
@@ -67,7 +91,7 @@ class Pilot:
             self.current_kill_switch.trigger(errors.signal_error_code(signum), f"pilot received {name}")
 
     def run(self) -> None:
-        """Loop until --once / --max-jobs / a shutdown signal says stop."""
+        """Loop until --once / --max-jobs / --max-idle-polls / a shutdown signal says stop."""
         logger.info(
             "pilot for site %s on %s talking to %s", self.settings.site, self.settings.node, self.settings.server
         )
@@ -76,12 +100,17 @@ class Pilot:
         if self.settings.recovery:
             self.recover()
         self.report_space()
+        idle_polls = 0
         while not self.shutdown.is_set():
             job = self.request_job()
             if job is not None:
                 self.run_one(job)
                 self.report_space()
             if self._should_stop(got_job=job is not None):
+                break
+            idle_polls = 0 if job is not None else idle_polls + 1
+            if idle_polls and idle_polls == self.settings.max_idle_polls:
+                logger.info("no job in %d getJob call(s) in a row: leaving", idle_polls)
                 break
             if job is None and self.shutdown.wait(self.settings.idle_sleep):
                 break
@@ -126,7 +155,7 @@ class Pilot:
             return None  # a shutdown signal came while we waited to retry
         status = answer["StatusCode"]
         if status == SC_SUCCESS:
-            return parse_job(answer)
+            return self.check_signature(parse_job(answer), answer)
         if status == SC_NO_JOBS:
             logger.info("no job: %s", error_dialog(answer))
         else:
@@ -134,7 +163,22 @@ class Pilot:
             logger.warning("getJob answered StatusCode %s: %s", status, error_dialog(answer))
         return None
 
+    def check_signature(self, job: JobSpec, answer: dict) -> JobSpec:
+        """Verify the job's signature right after getJob, before anything of it is used
+        (docs/job-signing.md); a job that does not verify comes back marked refused."""
+        keys = self.settings.signing_keys
+        problem = None if keys is None else signature.check_job(answer, keys)
+        if problem is None:
+            return job
+        logger.error("job %d refused, it will not run: %s", job.panda_id, problem)
+        return dataclasses.replace(job, refusal=problem)
+
     def run_one(self, job: JobSpec) -> str:
+        if job.refusal:
+            try:
+                return refuse_job(job, self.settings, self.client)
+            finally:
+                self.jobs_run += 1
         kill_switch = KillSwitch()
         self.current_kill_switch = kill_switch
         if self.shutdown_signal:  # the signal came between getJob and now

@@ -10,7 +10,9 @@ Where a file lives is the catalog's deterministic layout,
 pilot's outputs at the `surl` it reports, and its transfer agent puts the
 inputs it brings to a site at that same place. Stage-in also looks at the
 flat `<storage>/<lfn>`, where older tools (and hand-made test setups) put
-files. Stage-out writes only to the deterministic place.
+files, and at the same layout under `<storage>/userarea/`, where the transfer
+agent puts users' copies at a site with a user storage area (docs/ddm-policy.md).
+Stage-out writes only to the deterministic place.
 
 Movers check a cancel event between chunks (see pilot/deadline.py) and never
 give a partial file its final name.
@@ -95,6 +97,16 @@ def flat_path(storage: str, lfn: str) -> str:
     return f"{storage.rstrip('/')}/{lfn}"
 
 
+# datasets/services/user_areas.py AREA_DIRECTORY: users' copies at a site with a user storage area.
+USER_AREA_DIRECTORY = "userarea"
+
+
+def stage_in_candidates(storage: str, lfn: str) -> list[str]:
+    """Where an input may be, most likely first: the deterministic place, the flat one, the user area."""
+    user_area = f"{storage.rstrip('/')}/{USER_AREA_DIRECTORY}"
+    return [deterministic_path(storage, lfn), flat_path(storage, lfn), deterministic_path(user_area, lfn)]
+
+
 def is_http(location: str) -> bool:
     return location.startswith(HTTP_SCHEMES)
 
@@ -142,7 +154,7 @@ class DirectoryMover:
         return facts
 
     def _find(self, lfn: str) -> str:
-        candidates = [deterministic_path(self.root, lfn), flat_path(self.root, lfn)]
+        candidates = stage_in_candidates(self.root, lfn)
         for candidate in candidates:
             if os.path.isfile(candidate):
                 return candidate
@@ -182,7 +194,7 @@ class HttpMover:
         return self.base_url
 
     def fetch(self, lfn: str, destination: str, cancel: threading.Event, with_md5: bool = False) -> FileFacts:
-        candidates = [deterministic_path(self.base_url, lfn), flat_path(self.base_url, lfn)]
+        candidates = stage_in_candidates(self.base_url, lfn)
         for url in candidates:
             response = self._get(url)
             if response is None:

@@ -25,3 +25,10 @@ class PilotSettings:
     kill_grace: float = 10.0  # pilot3 waits 10 s between SIGTERM and SIGKILL
     stage_timeout: float = 1800.0  # per file, stage-in and stage-out
     recovery: bool = True  # finish the jobs of dead pilots found in workdir at start-up
+    pilot_id: str | None = None  # given by a pilot factory: sent as pilotID and in worker status reports
+    factory: str | None = None  # the factory's name (pilot3's HARVESTER_ID)
+    max_idle_polls: int | None = None  # leave after this many getJob calls in a row found no job
+    looping_timeout: float = 7200.0  # pilot3's looping_limit_default: kill a payload whose workdir is idle this long
+    debug_heartbeat: float = 60.0  # pilot3's heartbeat period in debug mode
+    # Public keys (id -> pilot.signature.PublicKey) jobs must be signed with; None: no check (docs/job-signing.md).
+    signing_keys: dict | None = field(default=None, repr=False)

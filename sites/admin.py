@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Cloud, PilotActivity, PilotCredential, Site, StorageSpace
+from .models import Cloud, Pilot, PilotActivity, PilotCredential, PilotFactory, PilotJob, Site, StorageSpace
 
 
 @admin.register(Cloud)
@@ -52,3 +52,37 @@ class StorageSpaceAdmin(admin.ModelAdmin):
     list_display = ["site", "used_bytes", "free_bytes", "total_bytes", "reported_at", "reported_by"]
     search_fields = ["site__name"]
     readonly_fields = [f.name for f in StorageSpace._meta.fields]
+
+
+# The pilot factory's records (docs/pilot-factory.md): written by the factories and the pilots'
+# status reports; the admin shows them (the scheduler page at /scheduler/ is the operators' view).
+class FactoryRecordAdmin(admin.ModelAdmin):
+    show_full_result_count = False
+    list_per_page = 100
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PilotFactory)
+class PilotFactoryAdmin(FactoryRecordAdmin):
+    list_display = ["name", "host", "plugin", "version", "started_at", "last_cycle_at", "stopped_at", "cycles"]
+    list_filter = ["plugin"]
+    search_fields = ["name", "host"]
+
+
+@admin.register(Pilot)
+class PilotAdmin(FactoryRecordAdmin):
+    list_display = ["id", "factory", "site", "state", "batch_id", "submitted_at", "started_at", "last_contact_at",
+                    "jobs_run", "exit_code"]  # fmt: skip
+    list_filter = ["state", "plugin", "factory"]
+    search_fields = ["batch_id", "site__name", "node"]
+
+
+@admin.register(PilotJob)
+class PilotJobAdmin(FactoryRecordAdmin):
+    list_display = ["pilot", "pandaid", "linked_at"]
+    raw_id_fields = ["pilot"]

@@ -120,3 +120,92 @@ class StorageSpace(models.Model):
 
     def __str__(self):
         return f"space at {self.site_id}"
+
+
+class PilotFactory(models.Model):
+    """A pilot factory process (`manage.py pilot_factory`): what it serves and when it last worked.
+
+    The row outlives the process, so the scheduler page can list factories that stopped
+    or went silent (no cycle for a few periods) as well as the operating ones."""
+
+    name = models.CharField(max_length=64, unique=True)
+    host = models.CharField(max_length=128)
+    pid = models.PositiveIntegerField(default=0)
+    plugin = models.CharField(max_length=16, help_text="Submission plugin: local, slurm, pbs or condor.")
+    sites = models.ManyToManyField(Site, related_name="pilot_factories", blank=True)
+    version = models.CharField(max_length=32)
+    config = models.JSONField(default=dict, blank=True, help_text="Caps, timeouts and period of the last start.")
+    period_s = models.PositiveIntegerField(default=60, help_text="Seconds between cycles.")
+    started_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True, help_text="Set when the process exits cleanly.")
+    last_cycle_at = models.DateTimeField(null=True, blank=True)
+    cycles = models.BigIntegerField(default=0)
+    last_error = models.CharField(max_length=1000, blank=True, help_text="The last cycle's problems; empty = none.")
+    linked_until = models.DateTimeField(
+        null=True, blank=True, help_text="Jobs modified before this were already linked to their pilots."
+    )
+    last_decisions = models.JSONField(
+        default=dict, blank=True, help_text="The last cycle's decision per site: {site: {submit, reason}}."
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "pilot factories"
+
+    def __str__(self):
+        return self.name
+
+
+class PilotState(models.TextChoices):
+    SUBMITTED = "submitted", "handed to the batch system (or started on the host); has not called the server yet"
+    RUNNING = "running", "the pilot told the server it started, or the batch system runs it"
+    FINISHED = "finished", "ended normally (exit code 0)"
+    FAILED = "failed", "submission failed, or the pilot ended with a non-zero exit code"
+    LOST = "lost", "never started, vanished, or stopped contacting the server without a final report"
+
+
+class Pilot(models.Model):
+    """One pilot a factory submitted: its batch job, its life and the jobs it ran."""
+
+    id = models.UUIDField(primary_key=True)
+    factory = models.ForeignKey(PilotFactory, on_delete=models.CASCADE, related_name="pilots")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="pilots")
+    plugin = models.CharField(max_length=16)
+    batch_id = models.CharField(max_length=80, blank=True, help_text="Batch job id (the pid for local pilots).")
+    state = models.CharField(max_length=10, choices=PilotState.choices, default=PilotState.SUBMITTED)
+    submitted_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_contact_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    node = models.CharField(max_length=128, blank=True)
+    jobs_run = models.PositiveIntegerField(default=0)
+    exit_code = models.IntegerField(null=True, blank=True)
+    exit_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at"]
+        indexes = [
+            # The factory's cycle and the page's counts: a factory's live pilots per site.
+            models.Index(fields=["factory", "state", "site"], name="pilot_factory_state"),
+            models.Index(fields=["site", "state"], name="pilot_site_state"),
+            # Recent failures, newest first.
+            models.Index(fields=["state", "ended_at"], name="pilot_state_ended"),
+        ]
+
+    def __str__(self):
+        return f"pilot {self.id} at {self.site_id}"
+
+
+class PilotJob(models.Model):
+    """A job a pilot ran (PandaID; the sites app sits below jobs, so no foreign key to Job)."""
+
+    pilot = models.ForeignKey(Pilot, on_delete=models.CASCADE, related_name="job_links")
+    pandaid = models.BigIntegerField()
+    linked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["pilot", "pandaid"], name="pilotjob_unique")]
+        indexes = [models.Index(fields=["pandaid"], name="pilotjob_pandaid")]
+
+    def __str__(self):
+        return f"job {self.pandaid} of pilot {self.pilot_id}"

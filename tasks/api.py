@@ -72,6 +72,11 @@ class TaskSpecSerializer(serializers.Serializer):
     output_formats = serializers.RegexField(FORMATS, max_length=200, required=False, allow_blank=True,
                                             allow_null=True, help_text="Dot-separated, e.g. ESD.AOD.")  # fmt: skip
     follow_input = serializers.BooleanField(required=False, allow_null=True)
+    no_looping_check = serializers.BooleanField(
+        required=False, allow_null=True,
+        help_text="true: the pilot never kills the task's jobs as looping (their work directory may stay "
+                  "untouched for hours); JEDI's noLoopingCheck.",
+    )  # fmt: skip
     n_files_per_job = _number(1, 100_000)
     n_events_per_job = _number(1, 10**9)
     max_size_per_job_mb = _number(1, 10**8)

@@ -51,6 +51,11 @@ class Task(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=3)
     site = models.CharField(max_length=64, blank=True, help_text="Run only at this site.")
     excluded_sites = models.JSONField(default=list, blank=True)
+    no_looping_check = models.BooleanField(
+        default=False,
+        help_text="The pilot does not kill the task's jobs as looping (JEDI's noLoopingCheck, split rule LC): "
+        "for payloads that legitimately leave their work directory untouched for hours.",
+    )
 
     # State and counters (rolled up from the job state log)
     status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.DEFINED)

@@ -11,7 +11,7 @@ from pandamon.errors import Conflict, InvalidInput, NotFound
 from ..choices import DatasetKind, DatasetState, VersionState
 from ..models import Dataset, DatasetFile, DatasetVersion
 from ..naming import is_valid_name, parse
-from . import completion, replicas
+from . import completion, policy, replicas
 from .access import check_may_write
 from .bulk_sql import insert_memberships
 from .files import clean_file_spec, resolve_files
@@ -54,6 +54,8 @@ def register_new_datasets(*, user, specs):
         batch_size=2000,
     )
     _add_new_files(plans, datasets)
+    # Placement rules subscribe the new datasets in this transaction: all of it or none (docs/ddm-policy.md).
+    policy.apply_to_new(datasets)
     return datasets
 
 

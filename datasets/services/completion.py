@@ -9,11 +9,12 @@ the dataset make its replicas incomplete again and wake the subscriptions that
 want them (the dataset's own and those of the containers holding it).
 """
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ..choices import SubscriptionState
 from ..models import DatasetReplica, Subscription
+from ..policy_models import BUCKETS
 from . import callbacks, containers
 
 
@@ -22,6 +23,7 @@ def note_replicas_grew(site, dataset_ids, now=None):
     if not dataset_ids:
         return []
     now = now or timezone.now()
+    _flag_partial(site, dataset_ids)
     newly = dict(
         DatasetReplica.objects.filter(
             site=site, dataset_id__in=dataset_ids, complete_at__isnull=True,
@@ -39,6 +41,14 @@ def note_replicas_grew(site, dataset_ids, now=None):
     flag_subscriptions(containers.ancestors(complete), site=site)
     callbacks.fire_waiting(site, complete, now)
     return complete
+
+
+def _flag_partial(site, dataset_ids):
+    """Subscriptions to a share of a spread copy are done before the replica is complete: the agent looks
+    again whenever files of their dataset arrive (the (site, state) index keeps this to a few rows)."""
+    Subscription.objects.filter(site=site, dataset_id__in=dataset_ids, state=SubscriptionState.ACTIVE).filter(
+        Q(share_start__gt=0) | Q(share_end__lt=BUCKETS)
+    ).update(needs_evaluation=True)
 
 
 def note_files_added(dataset):

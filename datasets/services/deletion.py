@@ -1,7 +1,8 @@
 """Deletion: replicas past their lifetime go, with their files where nothing else needs them.
 
-A dataset replica with an `expires_at` in the past, no live claim and no
-subscription of the dataset at the site is reaped: its row goes, and so do the
+A dataset replica of PanDA's own blocks (dispatch, destination) with an `expires_at` in the
+past, no live claim and no subscription of the dataset at the site is reaped (other expired
+replicas are proposed for deletion and go once a data operator approves: datasets.services.cleaning): its row goes, and so do the
 site's replicas of its files that no kept replica needs. Another replica at the
 site keeps a file when it is not expiring and is claimed, subscribed, or primary
 (registered by someone, not `secondary`): a secondary replica nobody subscribed
@@ -40,13 +41,18 @@ def reap_expired_replicas(*, now=None, batch=100):
     return counts
 
 
+# Expired replicas of these (PanDA's own blocks) are deleted at once; others are proposed for deletion and
+# wait for a data operator's approval (datasets.services.cleaning).
+SYSTEM_CATEGORIES = ("dispatch", "destination")
+
+
 def _expired(now):
     live_claim = Claim.objects.filter(replica=OuterRef("pk"), expires_at__gt=now)
     subscribed = Subscription.objects.filter(dataset_id=OuterRef("dataset_id"), site_id=OuterRef("site_id")).exclude(
         state=SubscriptionState.SUSPENDED
     )
     return (
-        DatasetReplica.objects.filter(expires_at__lt=now)
+        DatasetReplica.objects.filter(expires_at__lt=now, dataset__category__in=SYSTEM_CATEGORIES)
         .exclude(Exists(live_claim))
         .exclude(Exists(subscribed))
         .order_by("expires_at")
@@ -57,6 +63,12 @@ def _reap(replica_id, now):
     replica = DatasetReplica.objects.select_for_update().filter(pk=replica_id, expires_at__lt=now).first()
     if replica is None:  # reaped by a concurrent run, or given a new lifetime
         return 0
+    return remove_replica(replica, now)
+
+
+def remove_replica(replica, now):
+    """Delete a (locked) dataset replica with the site's replicas of its files that no kept replica needs;
+    the files leave storage after commit. Returns how many file replicas went. The caller checked it may go."""
     site = Site.objects.select_for_update().get(pk=replica.site_id)
     kept = _kept_files(site, replica, now)
     doomed = list(

@@ -23,6 +23,7 @@ from sites.models import Site
 from ..choices import Activity, SubscriptionState, TransferState
 from ..flow_selectors import subscribed_dataset_ids, wanted_dataset_ids
 from ..models import Dataset, File, Subscription, TransferRequest
+from ..policy_models import BUCKETS
 from .access import check_may_write
 
 S = SubscriptionState
@@ -67,7 +68,9 @@ def create_subscription(*, user, name, site_name, priority=3, activity=Activity.
     if not isinstance(priority, int) or isinstance(priority, bool) or not 1 <= priority <= 5:
         raise InvalidInput("priority must be an integer from 1 (lowest) to 5 (highest)")
     if activity not in Activity.values or activity in SYSTEM_ACTIVITIES:
-        raise InvalidInput(f"activity must be one of: {Activity.USER}, {Activity.PRODUCTION}")
+        raise InvalidInput(f"activity must be one of: {Activity.USER}, {Activity.PRODUCTION}, {Activity.DATA_TAKING}")
+    if activity == Activity.DATA_TAKING and not (roles.is_admin(user) or roles.has_role(user, roles.DATA_OPERATOR)):
+        raise PermissionDenied("data_taking transfers go first in every queue: only data operators make them")
     _check_may_subscribe(user, name)
     if Subscription.objects.filter(dataset=dataset, site=site).exists():
         raise Conflict(f"{site.name} is already subscribed to {name}")
@@ -186,9 +189,25 @@ def missing_files(subscription):
     )
 
 
+def _missing_in_share(subscription):
+    """[(file id, size)] missing at the site; for a share of a spread copy only the files of its buckets."""
+    if not is_partial(subscription):
+        return list(missing_files(subscription).values_list("pk", "fsize"))
+    from .policy import bucket_of
+
+    rows = missing_files(subscription).values_list("pk", "fsize", "lfn")
+    return [
+        (pk, fsize) for pk, fsize, lfn in rows if subscription.share_start <= bucket_of(lfn) < subscription.share_end
+    ]
+
+
+def is_partial(subscription):
+    return subscription.share_start > 0 or subscription.share_end < BUCKETS
+
+
 def _evaluate(subscription, now):
     """Queue what is missing and set the state; returns (files missing, new state)."""
-    missing = list(missing_files(subscription).values_list("pk", "fsize"))
+    missing = _missing_in_share(subscription)
     if missing:
         _queue(subscription, missing, now)
     state, reason, stuck_at = _state_after(subscription, [pk for pk, _ in missing], now)

@@ -16,6 +16,7 @@ from pandamon.errors import Conflict, InvalidInput
 from ..choices import DatasetKind, DatasetState, VersionState
 from ..models import ContainerMember, Dataset, DatasetVersion, File
 from ..naming import is_valid_name, parse
+from . import policy
 from .bulk_sql import insert_memberships
 from .catalog import _close_latest_version, append_files, clean_files
 
@@ -33,6 +34,8 @@ def _new(name, kind, owner, *, state=DatasetState.OPEN, n_files=0, size=0):
             dataset=dataset, number=1, n_files=n_files, bytes=size,
             state=VersionState.CLOSED if closed else VersionState.OPEN, closed_at=timezone.now() if closed else None,
         )  # fmt: skip
+    # Output containers are placed by the rules like registered datasets; PanDA's blocks are skipped at once.
+    policy.apply_to_new([dataset])
     return dataset
 
 

@@ -33,9 +33,9 @@ from pandamon.errors import ServiceError
 from sites.models import Site
 
 from .. import transfer_tools
-from ..choices import ReplicaState, TransferState
+from ..choices import Activity, ReplicaState, TransferState
 from ..models import FileReplica, TransferChannelStat, TransferRequest
-from . import subscriptions
+from . import channels, priorities, relays, subscriptions, user_areas
 from .bulk_sql import mark_transfers_done
 from .replicas import add_replicas_at, deterministic_pfn
 
@@ -53,6 +53,7 @@ class Attempt:
     outcome: transfer_tools.TransferOutcome | None = None
     error: str = ""
     source_suspect: bool = False
+    deferred: str = ""  # not attempted (user area full, relayed through a Tier-1): why; no attempt is used up
 
 
 def _executor():
@@ -84,13 +85,21 @@ def requeue_abandoned(now):
 
 
 def _claim(agent, batch, now):
+    """Claim up to `batch` due requests, activity rank by rank (datasets.services.priorities), each rank by
+    priority then age; requests to a paused site wait."""
+    groups, paused = priorities.rank_groups(), channels.paused_site_ids()
     with transaction.atomic():
-        ids = list(
-            TransferRequest.objects.select_for_update(skip_locked=True)
-            .filter(state=TransferState.QUEUED, next_attempt_at__lte=now)
-            .order_by("-priority", "id")
-            .values_list("pk", flat=True)[:batch]
-        )
+        ids = []
+        for activities in groups:
+            if len(ids) >= batch:
+                break
+            ids += list(
+                TransferRequest.objects.select_for_update(skip_locked=True)
+                .filter(state=TransferState.QUEUED, next_attempt_at__lte=now, activity__in=activities)
+                .exclude(destination_id__in=paused)
+                .order_by("-priority", "id")
+                .values_list("pk", flat=True)[: batch - len(ids)]
+            )
         TransferRequest.objects.filter(pk__in=ids).update(
             state=TransferState.SUBMITTED, agent=agent[:100], submitted_at=now, attempts=F("attempts") + 1
         )
@@ -102,7 +111,10 @@ def _claim(agent, batch, now):
 
 
 def _plan(attempts):
-    """Pick each request's source replica: not the destination, not excluded, same cloud first, then tier."""
+    """Pick each request's source replica: not the destination, not excluded, not behind a paused channel or
+    at a paused site; healthy channels first, then same cloud, then tier. When only dead channels (failing, no
+    success) lead to the destination the file is relayed through a Tier-1 (datasets.services.channels). User transfers go to
+    the site's user area, within its quota (datasets.services.user_areas)."""
     rows = FileReplica.objects.filter(
         file_id__in={a.request.file_id for a in attempts}, state=ReplicaState.AVAILABLE
     ).values(
@@ -112,18 +124,33 @@ def _plan(attempts):
     by_file = defaultdict(list)
     for row in rows:
         by_file[row["file_id"]].append(row)
+    route, budget = channels.routing(), user_areas.Budget({a.request.destination_id for a in attempts})
     for attempt in attempts:
         request = attempt.request
-        attempt.destination_pfn = (
-            deterministic_pfn(request.destination, request.file.lfn) if request.destination.storage_endpoint else ""
-        )
+        attempt.destination_pfn = _destination_pfn(request, budget)
         candidates = [
             row for row in by_file[request.file_id]
             if row["site_id"] != request.destination_id and row["site_id"] not in request.excluded_sources
+            and route.usable(row["site_id"], request.destination_id)
         ]  # fmt: skip
-        candidates.sort(key=lambda row: (row["site__cloud_id"] != request.destination.cloud_id, row["site__tier"],
+        candidates.sort(key=lambda row: (route.failing(row["site_id"], request.destination_id),
+                                         row["site__cloud_id"] != request.destination.cloud_id, row["site__tier"],
                                          row["site__name"]))  # fmt: skip
         attempt.source = candidates[0] if candidates else None
+        if attempt.source is not None and route.dead(attempt.source["site_id"], request.destination_id):
+            relays.relay(attempt, route)
+        if attempt.source is not None and request.activity == Activity.USER and budget.has_area(request.destination):
+            attempt.deferred = budget.take(request.destination, request.file.fsize)
+            attempt.source = None if attempt.deferred else attempt.source
+
+
+def _destination_pfn(request, budget):
+    site = request.destination
+    if not site.storage_endpoint:
+        return ""
+    if request.activity == Activity.USER and budget.has_area(site):
+        return user_areas.user_area_pfn(site, request.file.lfn)
+    return deterministic_pfn(site, request.file.lfn)
 
 
 def _path_of(location):
@@ -147,6 +174,8 @@ def source_urls(row):
 
 def _copy(attempt):
     request = attempt.request
+    if attempt.deferred:
+        return
     if not attempt.destination_pfn:
         attempt.error = f"site {request.destination.name} has no storage endpoint"
         return
@@ -176,8 +205,11 @@ def _copy(attempt):
 
 def _record(attempts):
     now = timezone.now()
-    counts = {"done": 0, "retrying": 0, "failed": 0}
+    counts = {"done": 0, "retrying": 0, "failed": 0, "deferred": 0}
+    deferred = [a for a in attempts if a.deferred]
+    attempts = [a for a in attempts if not a.deferred]
     with transaction.atomic():
+        _defer(deferred, now, counts)
         done = [a for a in attempts if a.outcome is not None]
         refused = _register(done, now)
         for attempt in done:
@@ -187,6 +219,17 @@ def _record(attempts):
         _mark_failed([a for a in attempts if a.outcome is None], now, counts)
         _add_channel_stats(attempts, now)
     return counts
+
+
+def _defer(attempts, now, counts):
+    """Requests not attempted (user area full, relayed through a Tier-1): queued again, no attempt used."""
+    for attempt in attempts:
+        wait = relays.RELAY_WAIT if attempt.deferred.startswith("rerouted") else user_areas.USER_AREA_WAIT
+        TransferRequest.objects.filter(pk=attempt.request.pk).update(
+            state=TransferState.QUEUED, agent="", attempts=F("attempts") - 1, error=attempt.deferred[:500],
+            next_attempt_at=now + wait,
+        )  # fmt: skip
+    counts["deferred"] += len(attempts)
 
 
 def _register(done, now):
@@ -201,6 +244,10 @@ def _register(done, now):
         try:
             with transaction.atomic():
                 add_replicas_at(site, {a.request.file_id: a.destination_pfn for a in group}, secondary=True)
+                area = user_areas.user_area_root(site) + "/" if site.storage_endpoint else None
+                user_copies = [a for a in group if area and a.destination_pfn.startswith(area)]
+                if user_copies:
+                    user_areas.note_copied({site.pk: sum(a.outcome.size for a in user_copies)})
         except ServiceError as exc:  # a replica check (storage quota) refused the files
             _remove_copies(group)
             refused.update({a.request.pk: f"refused at {site.name}: {exc.message}" for a in group})

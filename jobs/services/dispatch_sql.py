@@ -50,10 +50,12 @@ WITH candidates AS MATERIALIZED (
     SELECT pandaid, 'activated', 'sent', now(), %(actor)s, %(reason)s FROM picked
 )
 SELECT picked.*, (SELECT coalesce(json_agg({_FILE_JSON} ORDER BY f.id), '[]')
-                  FROM jobs_jobfile AS f WHERE f.job_id = picked.pandaid) AS files
-FROM picked
-ORDER BY current_priority DESC, pandaid
+                  FROM jobs_jobfile AS f WHERE f.job_id = picked.pandaid) AS files,
+       s.key_id AS signature_key_id, s.signature AS signature_b64
+FROM picked LEFT JOIN jobs_jobsignature AS s ON s.job_id = picked.pandaid
+ORDER BY picked.current_priority DESC, picked.pandaid
 """  # RETURNING has no order of its own: pilots get the best job first.
+# The signature made at submission (jobs/services/signatures.py) comes along: getJob signs nothing itself.
 
 
 def dispatch(*, site, request, n_jobs, labels):

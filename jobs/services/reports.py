@@ -1,7 +1,9 @@
 """Pilot reports: updateJob (heartbeats, final reports) and getStatus.
 
 A report never rolls a job back: late or repeated reports are answered
-`alreadydone` and change nothing, so pilots may safely resend.
+`alreadydone` and change nothing, so pilots may safely resend. A report may
+also carry job-control answers (peeks, a debug stdout tail), and the answer
+to a heartbeat carries what the job's controllers asked for (jobs.services.peek).
 """
 
 import json
@@ -14,7 +16,7 @@ from pandamon.errors import InvalidInput, PermissionDenied
 
 from ..choices import FINAL_STATES, JobStatus
 from ..models import Job, JobReport
-from . import state
+from . import peek, state
 
 # What updateJob accepts; anything else is answered without a change (as PanDA does).
 REPORTABLE_STATES = {"starting", "running", "holding", "transferring", "finished", "failed"}
@@ -22,6 +24,7 @@ FINAL_REPORTS = {"finished", "failed"}
 COMMAND_NONE = "NULL"
 COMMAND_KILL = "tobekilled"
 COMMAND_ALREADY_DONE = "alreadydone"
+COMMAND_DEBUG = "debug"
 
 
 @dataclass
@@ -35,6 +38,16 @@ class PilotReport:
     output_files: dict | None = None
     pilot_log: str = ""
     fields: dict = field(default_factory=dict)
+    peek_answers: dict = field(default_factory=dict)  # peek request id -> the pilot's text
+    debug_stdout: str = ""  # PanDA's `stdout`: the payload's stdout tail, sent in debug mode
+
+
+@dataclass
+class PilotAnswer:
+    """What updateJob answers: the command, and job-control keys for this project's pilots."""
+
+    command: str = COMMAND_NONE
+    extra: dict = field(default_factory=dict)  # peek, peekInterval (pilot3 ignores unknown keys)
 
 
 def parse_output_report(raw):
@@ -51,22 +64,34 @@ def parse_output_report(raw):
 
 
 def update_job(*, site_ids, report):
-    """Apply one pilot report; returns the command for the pilot (NULL, tobekilled, alreadydone)."""
+    """Apply one pilot report; returns the PilotAnswer (command NULL, tobekilled, debug, alreadydone)."""
     if report.state not in REPORTABLE_STATES:
-        return COMMAND_NONE
+        return PilotAnswer()
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pandaid=report.pandaid).first()
         if job is None:
-            return COMMAND_KILL
+            return PilotAnswer(COMMAND_KILL)
         if job.computing_site_id not in site_ids:
             raise PermissionDenied(f"job {job.pandaid} does not run at a site of this pilot")
         if report.attempt_nr is not None and report.attempt_nr != job.attempt_nr:
-            return COMMAND_KILL
+            return PilotAnswer(COMMAND_KILL)
         if job.status in FINAL_STATES:
-            return COMMAND_ALREADY_DONE
+            return PilotAnswer(COMMAND_ALREADY_DONE)
+        now = timezone.now()
+        peek.record_from_pilot(job=job, answers=report.peek_answers, debug_stdout=report.debug_stdout, now=now)
         if report.state in FINAL_REPORTS:
-            return _final_report(job, report)
-        return _progress_report(job, report)
+            return PilotAnswer(_final_report(job, report))
+        command = _progress_report(job, report)
+        if command == COMMAND_ALREADY_DONE:
+            return PilotAnswer(command)
+        return PilotAnswer(command, peek.for_pilot(job=job, now=now))
+
+
+def _command_for(job):
+    """A kill wins over debug mode (pilot3 reads `debug,tobekilled` as a kill anyway)."""
+    if job.command_to_pilot:
+        return job.command_to_pilot
+    return COMMAND_DEBUG if job.debug_mode else COMMAND_NONE
 
 
 def _progress_report(job, report):
@@ -77,14 +102,14 @@ def _progress_report(job, report):
         fields["start_time"] = now
     if reported == job.status:
         Job.objects.filter(pandaid=job.pandaid).update(modification_time=now, **fields)
-        return job.command_to_pilot or COMMAND_NONE
+        return _command_for(job)
     if state.PROGRESS_RANK[reported] < state.PROGRESS_RANK[job.status] or not state.is_allowed(job.status, reported):
         # Late or out-of-order report: never roll the job back.
         return COMMAND_ALREADY_DONE
     state.transition(
         job, reported, actor=_pilot_actor(report), reason=f"pilot reported {report.state}", now=now, **fields
     )
-    return job.command_to_pilot or COMMAND_NONE
+    return _command_for(job)
 
 
 def _final_report(job, report):
@@ -106,6 +131,7 @@ def _final_report(job, report):
             "processed_at": None,
         },
     )
+    peek.expire_for_job(job=job, now=now, why=f"the job ended ({report.state}) before its pilot answered")
     transaction.on_commit(lambda: _queue_adder(job.pandaid))
     return COMMAND_NONE
 

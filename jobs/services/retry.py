@@ -11,6 +11,7 @@ from tasks.choices import TaskStatus
 from ..choices import FileStatus, FileType, JobStatus
 from ..models import Job, JobFile, JobStatusLog
 from . import kill, retry_rules, state
+from .signatures import store_signatures
 
 COPIED_FIELDS = (
     "job_name", "job_definition_id", "jobset_id", "task_id", "req_id", "prod_source_label",
@@ -102,7 +103,7 @@ def retry_job(job, *, actor, keep_site=True, overrides=None, reason=""):
     new.status = JobStatus.DEFINED
     new.creation_time = new.modification_time = new.state_change_time = now
     new.save()
-    JobFile.objects.bulk_create(_next_attempt_files(job, new))
+    store_signatures([new], JobFile.objects.bulk_create(_next_attempt_files(job, new)))
     why = f"retry of {job.pandaid}" + (f" ({reason})" if reason else "")
     state.record_creation([new], actor=actor, reason=why[:500], now=now)
     transaction.on_commit(_queue_brokerage)

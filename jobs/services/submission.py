@@ -14,6 +14,7 @@ from sites.models import Site
 from ..choices import LIVE_STATES, FileStatus, FileType, JobStatus
 from ..models import Job, JobFile
 from . import state
+from .signatures import store_signatures
 
 # Labels that run production resources; only production managers may submit them.
 PRODUCTION_LABELS = {"managed", "test", "prod_test", "ptest", "install"}
@@ -70,7 +71,8 @@ def submit_jobs(*, submitter, specs):
         for check in _submission_checks:
             check(submitter=submitter, jobs=jobs)
         Job.objects.bulk_create(jobs, batch_size=1000)
-        JobFile.objects.bulk_create(_build_files(jobs, specs), batch_size=2000)
+        files = JobFile.objects.bulk_create(_build_files(jobs, specs), batch_size=2000)
+        store_signatures(jobs, files)
         state.record_creation(jobs, actor=submitter.username, now=now)
         transaction.on_commit(_queue_brokerage)
     return [job.pandaid for job in jobs]

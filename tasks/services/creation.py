@@ -33,7 +33,7 @@ SPEC_FIELDS = (
     "name", "working_group", "vo", "project", "transformation", "trf_version", "sw_release", "job_parameters",
     "input_dataset", "output_dataset", "output_formats", "follow_input", "n_files_per_job", "n_events_per_job",
     "max_size_per_job_mb", "events_per_file", "cpu_per_event", "ram_mb", "walltime_s", "priority",
-    "max_attempts", "site", "excluded_sites",
+    "max_attempts", "site", "excluded_sites", "no_looping_check",
 )  # fmt: skip
 JOBS_PER_CALL = 5000
 ANALYSIS_PRIORITY = 1000
@@ -81,8 +81,9 @@ def _clean(spec, task_type, user):
     if not isinstance(clean.get("excluded_sites", []), list):
         raise InvalidInput("excluded_sites: give a list of site names")
     _check_text_lengths(clean)
-    if not isinstance(clean.get("follow_input", False), bool):
-        raise InvalidInput("follow_input: give true or false")
+    for name in ("follow_input", "no_looping_check"):
+        if not isinstance(clean.get(name, False), bool):
+            raise InvalidInput(f"{name}: give true or false")
     if clean.get("max_attempts") == 0:
         raise InvalidInput("max_attempts: at least 1")
     if task_type == TaskType.ANALYSIS and clean.get("priority", 1000) > ANALYSIS_PRIORITY:
@@ -217,6 +218,8 @@ def _job_spec(task, jobset, serial, group, dataset_of):
         "input_files": [{"lfn": lfn, "dataset": dataset_of[lfn]} for lfn in dict.fromkeys(p.lfn for p in group)],
         "output_files": [{"lfn": lfn, "dataset": task.output_dataset} for lfn in outputs],
         "log_dataset": task.output_dataset, "log_file": f"{stem}.log._{serial:06d}.tgz",
+        # PanDA's specialHandling flag: getJob then tells the pilot loopingCheck=False (jobs/protocol.py).
+        "special_handling": "lc" if task.no_looping_check else "",
     }  # fmt: skip
     return spec
 

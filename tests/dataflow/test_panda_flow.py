@@ -218,8 +218,9 @@ def test_the_analyzer_gives_the_queue_position_and_a_failing_channel(grid, alice
     files = input_dataset(grid, grid.bnl)
     other = {"OTHER._0001.root": b"o" * 10, "OTHER._0002.root": b"p" * 10, "OTHER._0003.root": b"q" * 10}
     grid.dataset("data08.00091900.physics.RAW", grid.fzk, other)
+    # Data taking is claimed before PanDA's dispatch blocks (datasets.services.priorities).
     subscriptions.create_subscription(user=grid.operator, name="data08.00091900.physics.RAW", site_name="MWT2",
-                                      priority=5)  # fmt: skip
+                                      priority=5, activity="data_taking")  # fmt: skip
     (pandaid,) = submit_jobs(submitter=alice, specs=[job_spec(grid.mwt2, files)])
     brokerage.broker_defined_jobs()
     evaluate_subscriptions()
@@ -227,5 +228,5 @@ def test_the_analyzer_gives_the_queue_position_and_a_failing_channel(grid, alice
     TransferChannelStat.objects.create(hour=hour, source=grid.bnl, destination=grid.mwt2, files_done=1,
                                        files_failed=9, last_error="connection refused")  # fmt: skip
     lines = explain(Job.objects.get(pk=pandaid))
-    assert any("transfer queue position 3" in line for line in lines), lines  # the priority-5 files go first
+    assert any("transfer queue position 3" in line for line in lines), lines  # the data-taking files go first
     assert any(line.startswith(f"channel BNL→MWT2 failing since {hour:%H:%M} UTC (9 failed, 1 done)") for line in lines)

@@ -296,3 +296,26 @@ def test_is_alive(db):
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"success": True, "message": "", "data": None}
     assert APIClient().post("/api/v1/system/is_alive", {}, format="json").status_code == 405
+
+
+def test_set_debug_mode_turns_our_debug_mode_on_and_off(api, user, db):
+    job = JobFactory(owner=user, status=JobStatus.RUNNING)
+    answer = api.post("/api/v1/job/set_debug_mode", {"job_id": job.pk, "mode": True}, format="json").json()
+    assert answer == {"success": True, "message": "", "data": f"debug mode on for job {job.pk}"}
+    job.refresh_from_db()
+    assert job.debug_mode is True
+    api.post("/api/v1/job/set_debug_mode", {"job_id": job.pk, "mode": False}, format="json")
+    job.refresh_from_db()
+    assert job.debug_mode is False
+
+
+def test_set_debug_mode_refusals_change_nothing(api, user, db):
+    others = JobFactory(owner=UserFactory(username="eve"), status=JobStatus.RUNNING)
+    response = api.post("/api/v1/job/set_debug_mode", {"job_id": others.pk, "mode": True}, format="json")
+    assert response.status_code == 403 and response.json()["success"] is False
+    response = api.post("/api/v1/job/set_debug_mode", {"job_id": others.pk, "mode": "yes"}, format="json")
+    assert response.status_code == 400 and response.json()["message"] == "mode must be true or false"
+    response = APIClient().post("/api/v1/job/set_debug_mode", {"job_id": others.pk, "mode": True}, format="json")
+    assert response.status_code == 401
+    others.refresh_from_db()
+    assert others.debug_mode is False

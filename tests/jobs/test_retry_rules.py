@@ -47,6 +47,7 @@ def seeded(source, code):
 def test_the_default_rules_are_seeded():
     rows = list(RetryRule.objects.values_list("position", "error_source", "error_code", "action", "active"))
     assert rows == [
+        (5, "pilot", 1150, Action.NO_RETRY, True),  # jobs/0009: looping jobs (docs/job-control.md)
         (10, "pilot", 1099, Action.NO_RETRY, True),
         (20, "exe", 137, Action.INCREASE_MEMORY, True),
         (30, "pilot", 1204, Action.INCREASE_WALLTIME, True),

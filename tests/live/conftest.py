@@ -109,3 +109,15 @@ def celery_worker(server_env, tmp_path):
     worker = LiveProcess("celery", argv, server_env, tmp_path)
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def signing_key(server_env, tmp_path):
+    """The live server signs jobs with a fresh key (docs/job-signing.md); returns its private key file.
+    Request it before live_server_url, which starts gunicorn with server_env."""
+    from jobs import signing
+
+    path = tmp_path / "job-signing-key.pem"
+    signing.write_new_key(path)
+    server_env["PANDA_SIGNING_KEY"] = str(path)
+    return path

@@ -81,6 +81,19 @@ def test_stage_in_falls_back_to_the_flat_place(storage, work):
     assert (work / "in.root").read_bytes() == CONTENT
 
 
+def test_stage_in_finds_a_copy_in_the_sites_user_area(storage, work):
+    """The transfer agent puts users' copies under <storage>/userarea/ where the site has a user area."""
+    put(Path(deterministic_pfn(str(storage / "userarea"), "user.in.root")), CONTENT)
+    stage_in([InputFile("user.in.root", checksum=f"ad:{ADLER}")], str(storage), str(work))
+    assert (work / "user.in.root").read_bytes() == CONTENT
+
+
+def test_http_stage_in_finds_a_copy_in_the_user_area(http_storage, work):
+    put(Path(deterministic_pfn(str(http_storage.root / "data" / "userarea"), "user.in.root")), CONTENT)
+    stage_in([InputFile("user.in.root", checksum=f"ad:{ADLER}")], f"{http_storage.url}/data", str(work))
+    assert (work / "user.in.root").read_bytes() == CONTENT
+
+
 def test_missing_input_names_both_places(storage, work):
     storage.mkdir()
     with pytest.raises(PilotFailure) as failure:

@@ -1,4 +1,6 @@
 import io
+import signal
+import subprocess
 import time
 
 from django.conf import settings
@@ -14,7 +16,7 @@ DEFAULT_PILOT_SITES = ["BNL", "UTA", "CERNCAF", "LYON", "GLASGOW", "MILANO"]
 
 
 class Command(BaseCommand):
-    help = "Run the whole system with a live demo: gunicorn, Celery worker + beat, pilots and demo jobs."
+    help = "Run the whole system with a live demo: gunicorn, Celery worker + beat, a pilot factory and demo jobs."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
@@ -31,12 +33,13 @@ class Command(BaseCommand):
             self._start_services(group, port)
             if not demo.wait_until_up(f"{base_url}/api/v1/sites/?limit=1"):
                 raise SystemExit(f"the web server did not come up; see {group.log_dir}/gunicorn.log")
-            self._start_pilots(group, base_url, pilot_sites, pilot_token)
+            self._start_factory(group, base_url, pilot_sites, pilot_token)
             self._banner(base_url, group)
             self._submit_loop(group, base_url, user_token, pilot_sites, jobs_every, batch, duration)
         except KeyboardInterrupt:
             self.stdout.write("\nstopping ...")
         finally:
+            self._stop_factory()
             group.stop()
 
     def _prepare(self, pilot_sites):
@@ -59,18 +62,32 @@ class Command(BaseCommand):
         group.start("celery", [demo.python(), "-m", "celery", "-A", "pandamon", "worker", "--beat", "--concurrency", "2",
                                "--loglevel", "INFO", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")])  # fmt: skip
 
-    def _start_pilots(self, group, base_url, pilot_sites, token):
-        env = demo.child_env(PANDA_PILOT_TOKEN=token)
+    def _start_factory(self, group, base_url, pilot_sites, token):
+        """A local pilot factory for the demo sites (docs/pilot-factory.md): pilots start while a site has
+        activated jobs (at most 3 at a time per site), leave when it has none, and stop with the demo."""
         for site in pilot_sites:
-            storage = settings.VAR_DIR / "storage" / site
-            storage.mkdir(parents=True, exist_ok=True)
-            group.start(f"pilot-{site}", [demo.python(), "-m", "pilot", "--server", base_url, "--site", site,
-                                          "--heartbeat", "10", "--idle-sleep", "5", "--storage-dir", str(storage),
-                                          "--workdir", str(settings.VAR_DIR / "pilots" / site)], env=env)  # fmt: skip
+            (settings.VAR_DIR / "storage" / site).mkdir(parents=True, exist_ok=True)
+        self.factory = group.start("pilot-factory", [demo.python(), "manage.py", "pilot_factory", "--name", "demo",
+                                      "--sites", ",".join(pilot_sites), "--plugin", "local", "--server", base_url,
+                                      "--period", "5", "--max-queued", "3", "--max-pilots-per-site", "3",
+                                      "--pilot-args", "--heartbeat 10 --idle-sleep 5 --max-idle-polls 2",
+                                      "--workdir", str(settings.VAR_DIR / "factory"), "--kill-pilots-on-exit"],
+                    env=demo.child_env(PANDA_PILOT_TOKEN=token))  # fmt: skip
+
+    def _stop_factory(self):
+        """The factory first, while the server still answers: its pilots then report their jobs on the way out."""
+        factory = getattr(self, "factory", None)
+        if factory is not None and factory.poll() is None:
+            factory.send_signal(signal.SIGTERM)
+            try:
+                factory.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                factory.kill()
 
     def _banner(self, base_url, group):
         self.stdout.write(self.style.SUCCESS(f"\nPanDA monitor is running at {base_url}/"))
         self.stdout.write(f"  admin: {base_url}/admin/ (admin/admin)   API docs: {base_url}/api/docs/")
+        self.stdout.write(f"  pilots: {base_url}/scheduler/ (the demo's local pilot factory)")
         self.stdout.write(f"  logs of every process: {group.log_dir}/   Ctrl-C stops everything.\n")
 
     def _submit_loop(self, group, base_url, token, sites, every, batch, duration):
