@@ -6,6 +6,8 @@ services and the API; the admin is for looking and for fixing the odd record."""
 
 from django.contrib import admin
 
+from pandamon.admin_base import BigTableAdmin, RecordAdmin
+
 from .models import (
     ActivityPriority,
     ChannelControl,
@@ -29,12 +31,6 @@ from .models import (
     TransferChannelStat,
     TransferRequest,
 )
-
-
-class BigTableAdmin(admin.ModelAdmin):
-    # "N of M selected" would COUNT(*) the whole table on every page.
-    show_full_result_count = False
-    list_per_page = 100
 
 
 class VersionInline(admin.TabularInline):
@@ -161,14 +157,6 @@ class ConsistencyCheckAdmin(BigTableAdmin):
 # so the admin only shows them.
 
 
-class ReadOnlyAdmin(BigTableAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(PlacementRule)
 class PlacementRuleAdmin(admin.ModelAdmin):
     list_display = ["name", "enabled", "order", "target", "media", "activity", "priority", "applied_at"]
@@ -186,7 +174,7 @@ class PlacementTargetInline(admin.TabularInline):
 
 
 @admin.register(PlacementDecision)
-class PlacementDecisionAdmin(ReadOnlyAdmin):
+class PlacementDecisionAdmin(RecordAdmin):
     list_display = ["dataset", "rule", "state", "n_subscribed", "against_preferences", "evaluated_at"]
     list_filter = ["state", "against_preferences", "rule"]
     search_fields = ["^dataset__name"]
@@ -216,13 +204,13 @@ class SiteDDMConfigAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelControl)
-class ChannelControlAdmin(ReadOnlyAdmin):
+class ChannelControlAdmin(RecordAdmin):
     list_display = ["source", "destination", "paused", "reason", "changed_by", "changed_at"]
     list_filter = ["paused"]
 
 
 @admin.register(DeletionProposal)
-class DeletionProposalAdmin(ReadOnlyAdmin):
+class DeletionProposalAdmin(RecordAdmin):
     list_display = ["dataset", "site", "reason", "state", "bytes", "proposed_at", "decided_by", "executed_at"]
     list_filter = ["state", "reason"]
     search_fields = ["^dataset__name"]
@@ -230,7 +218,7 @@ class DeletionProposalAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PlacementTarget)
-class PlacementTargetAdmin(ReadOnlyAdmin):
+class PlacementTargetAdmin(RecordAdmin):
     list_display = ["decision", "site", "outcome", "share_start", "share_end", "note"]
     list_filter = ["outcome"]
     raw_id_fields = ["decision"]

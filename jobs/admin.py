@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from pandamon.admin_base import RecordAdmin
+
 from .models import (
     BrokerageContext,
     BrokerageDecision,
@@ -129,17 +131,6 @@ class BrokerageContextAdmin(admin.ModelAdmin):
 
 # Job control and signing records: written by the pilot protocol and the job page's services
 # (docs/job-control.md, docs/job-signing.md), so the admin shows them without editing.
-class RecordAdmin(admin.ModelAdmin):
-    show_full_result_count = False
-    list_per_page = 100
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(PeekRequest)
 class PeekRequestAdmin(RecordAdmin):
     list_display = ["job", "kind", "state", "requested_by", "requested_at", "answered_at"]

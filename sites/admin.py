@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from pandamon.admin_base import RecordAdmin
+
 from .models import Cloud, Pilot, PilotActivity, PilotCredential, PilotFactory, PilotJob, Site, StorageSpace
 
 
@@ -56,26 +58,15 @@ class StorageSpaceAdmin(admin.ModelAdmin):
 
 # The pilot factory's records (docs/pilot-factory.md): written by the factories and the pilots'
 # status reports; the admin shows them (the scheduler page at /scheduler/ is the operators' view).
-class FactoryRecordAdmin(admin.ModelAdmin):
-    show_full_result_count = False
-    list_per_page = 100
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(PilotFactory)
-class PilotFactoryAdmin(FactoryRecordAdmin):
+class PilotFactoryAdmin(RecordAdmin):
     list_display = ["name", "host", "plugin", "version", "started_at", "last_cycle_at", "stopped_at", "cycles"]
     list_filter = ["plugin"]
     search_fields = ["name", "host"]
 
 
 @admin.register(Pilot)
-class PilotAdmin(FactoryRecordAdmin):
+class PilotAdmin(RecordAdmin):
     list_display = ["id", "factory", "site", "state", "batch_id", "submitted_at", "started_at", "last_contact_at",
                     "jobs_run", "exit_code"]  # fmt: skip
     list_filter = ["state", "plugin", "factory"]
@@ -83,6 +74,6 @@ class PilotAdmin(FactoryRecordAdmin):
 
 
 @admin.register(PilotJob)
-class PilotJobAdmin(FactoryRecordAdmin):
+class PilotJobAdmin(RecordAdmin):
     list_display = ["pilot", "pandaid", "linked_at"]
     raw_id_fields = ["pilot"]
