@@ -37,6 +37,14 @@ PG_SETTINGS = ["shared_buffers", "work_mem", "effective_cache_size", "random_pag
                "max_parallel_workers_per_gather", "synchronous_commit", "autovacuum"]  # fmt: skip
 TRANSACTION_CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", re.IGNORECASE)
 STALE_AFTER = timedelta(hours=1)
+COUNTED_MODELS = [
+    "jobs.Job", "jobs.JobStatusLog", "jobs.JobFile", "sites.Site", "datasets.Dataset", "datasets.DatasetVersion",
+    "datasets.File", "datasets.DatasetFile", "datasets.ContainerMember", "datasets.FileReplica",
+    "datasets.DatasetReplica", "tasks.Task", "tasks.TaskInput", "tasks.JobSet", "tasks.TaskStatusLog",
+    "datasets.Subscription", "datasets.TransferRequest", "datasets.TransferChannelStat", "datasets.ReplicaCallback",
+    "alarms.JobCountSnapshot", "alarms.TransferChannelSnapshot", "alarms.TransferQueueSnapshot",
+    "alarms.StorageSnapshot",
+]  # fmt: skip
 
 
 def parse_args(argv=None):
@@ -92,14 +100,22 @@ class Targets:
     dataset: str
     lfn: str
     replica_site: str
+    # The data-flow and task pages' targets (None when the data has none: their URLs are left out).
+    subscription: int | None = None  # the live subscription of the biggest dataset
+    container_subscription: int | None = None  # a live container subscription (its page lists the members)
+    subscribed_dataset: str | None = None  # the first one's dataset (the transfer list's dataset= link)
+    destination: str | None = None  # the site with most transfer requests
+    task: int | None = None  # the running task with most input pieces
+    task_owner: str | None = None  # the owner of most tasks changed in 7 days
 
 
 def pick_targets():
     from django.db.models import Count
     from django.utils import timezone
 
-    from datasets.models import Dataset, DatasetReplica
+    from datasets.models import Dataset, DatasetReplica, Subscription, TransferRequest
     from jobs.models import Job, JobFile
+    from tasks.models import Task
 
     now = timezone.now()
     recent = Job.objects.filter(modification_time__gte=now - timedelta(hours=24)).exclude(computing_site=None)
@@ -112,6 +128,12 @@ def pick_targets():
     replica_site = DatasetReplica.objects.values_list("site__name").annotate(n=Count("pk")).order_by("-n").first()
     if not (busy and user and failed_input and replica_site):
         sys.exit("the bench database lacks jobs, files or replicas: run without --reuse to fill it")
+    live = Subscription.objects.exclude(state="done")
+    subscription = live.order_by("-dataset__n_files", "-id").values_list("pk", "dataset__name").first()
+    destination = TransferRequest.objects.values_list("destination__name").annotate(n=Count("pk")).order_by("-n")
+    destination = destination.first()
+    owner = Task.objects.filter(modified_at__gte=now - timedelta(days=7)).values_list("owner_name")
+    owner = owner.annotate(n=Count("pk")).order_by("-n").first()
     return Targets(
         busy_site=busy[0],
         task_id=Job.objects.order_by("-pandaid").values_list("task_id", flat=True).first(),
@@ -120,7 +142,15 @@ def pick_targets():
         dataset=Dataset.objects.order_by("-n_files").values_list("name", flat=True).first(),
         lfn=failed_input[1],
         replica_site=replica_site[0],
-    )
+        subscription=subscription and subscription[0],
+        container_subscription=live.filter(dataset__kind="container").order_by("-id").values_list("pk", flat=True)
+        .first(),
+        subscribed_dataset=subscription and subscription[1],
+        destination=destination and destination[0],
+        task=Task.objects.filter(status="running").order_by("-files_total", "-task_id").values_list("pk", flat=True)
+        .first(),
+        task_owner=owner and owner[0],
+    )  # fmt: skip
 
 
 def page_urls(t):
@@ -149,7 +179,27 @@ def page_urls(t):
         f"/users/{quote(t.user)}/",
         f"/wns/{quote(t.busy_site)}/",
         "/summary/usage/",
+        *flow_urls(t),
     ]
+
+
+def flow_urls(t):
+    """The data-flow and task pages (bench/pages_fill_flow.py's data); those whose target is missing are left out."""
+    urls = ["/subscriptions/", "/subscriptions/?state=stuck"]
+    if t.destination:
+        urls.append(f"/subscriptions/?site={quote(t.destination)}")
+    urls += [f"/subscriptions/{pk}/" for pk in (t.subscription, t.container_subscription) if pk]
+    urls += ["/transfers/", "/transfers/?state=failed"]
+    if t.destination:
+        urls.append(f"/transfers/?destination={quote(t.destination)}")
+    if t.subscribed_dataset:
+        urls.append(f"/transfers/?dataset={quote(t.subscribed_dataset)}")
+    urls += ["/transfers/channels/", "/transfers/channels/?days=21", "/tasks/", "/tasks/?status=running"]
+    if t.task_owner:
+        urls.append(f"/tasks/?username={quote(t.task_owner)}")
+    if t.task:
+        urls.append(f"/tasks/{t.task}/")
+    return urls
 
 
 # ----------------------------------------------------------------------------------- measuring
@@ -367,19 +417,16 @@ def pg_info():
 
 
 def data_lines():
+    from django.apps import apps
     from django.db.models import Max
     from django.utils import timezone
 
-    from datasets.models import ContainerMember, Dataset, DatasetFile, DatasetReplica, DatasetVersion, File, FileReplica
-    from jobs.models import Job, JobFile, JobStatusLog
-    from sites.models import Site
+    from jobs.models import Job
 
     now = timezone.now()
     newest = Job.objects.aggregate(newest=Max("creation_time"))["newest"]
     window = Job.objects.filter(modification_time__gte=now - timedelta(hours=12)).count()
-    counts = [(model._meta.db_table, model.objects.count()) for model in (
-        Job, JobStatusLog, JobFile, Site, Dataset, DatasetVersion, File, DatasetFile, ContainerMember, FileReplica,
-        DatasetReplica)]  # fmt: skip
+    counts = [(model._meta.db_table, model.objects.count()) for model in map(apps.get_model, COUNTED_MODELS)]
     age = f"{(now - newest).total_seconds() / 60:.0f} min" if newest else "no jobs"
     return [
         "data: " + ", ".join(f"{table} {n:,}" for table, n in counts),

@@ -24,6 +24,7 @@ The shape, chosen to look like a production PanDA at the 2006 scale:
   destination blocks, ...) with `--files` files (one dataset of 10,000, bench/catalog.py's
   sizes), versions, memberships, 250 containers, and replicas at 2 sites per dataset (the
   first at a Tier-1 disk, one in ten of the second copies incomplete).
+- then bench/pages_fill_flow.py: tasks (of these jobs), subscriptions, transfers, channel stats, operations history.
 """
 
 import json
@@ -31,7 +32,7 @@ import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
-from bench import catalog
+from bench import catalog, pages_fill_flow
 from bench.fill import _insert_sql, _sync_identity
 
 JOB_CHUNK = 100_000
@@ -45,7 +46,8 @@ CONTAINERS = 250
 CONTAINER_MEMBERS = 4
 JOB_TABLES = ["jobs_jobstatuslog", "jobs_jobfile", "jobs_jobreport", "jobs_job"]
 CATALOG_TABLES = catalog.CATALOG_TABLES
-VACUUM_TABLES = [*JOB_TABLES, *CATALOG_TABLES, "sites_site", "sites_cloud", "sites_pilotactivity", "auth_user"]
+VACUUM_TABLES = [*JOB_TABLES, *CATALOG_TABLES, "sites_site", "sites_cloud", "sites_pilotactivity", "auth_user",
+                 *pages_fill_flow.FLOW_TABLES]  # fmt: skip
 
 # ----------------------------------------------------------------------------------- jobs
 
@@ -118,7 +120,8 @@ JOB_COLUMNS = {
     " WHEN 'ptest' THEN 'ptest.' || site_name || '.' || g"
     " ELSE 'mc11.' || lpad(mod(task, 999999)::text, 6, '0') || '.simul.' || task || '._' || lpad(g::text, 9, '0') END",
     "job_definition_id": "task",
-    "jobset_id": "task",
+    "jobset_id": "%(jobset_base)s + (task - %(task_base)s) * %(jobsets_per_task)s"
+    " + mod(g, %(task_span)s) * %(jobsets_per_task)s / %(task_span)s",
     "task_id": "task",
     "prod_source_label": "label",
     "processing_type": "CASE label WHEN 'user' THEN (ARRAY['pathena', 'prun'])[1 + mod(task, 2)]"
@@ -434,7 +437,8 @@ def empty_tables():
     """The bench database is the bench's own (its name says so): start from empty jobs and catalog."""
     from django.db import connection
 
-    quoted = ", ".join(connection.ops.quote_name(table) for table in [*JOB_TABLES, *CATALOG_TABLES])
+    tables = [*JOB_TABLES, *CATALOG_TABLES, *pages_fill_flow.FLOW_TABLES]
+    quoted = ", ".join(connection.ops.quote_name(table) for table in tables)
     _execute(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE", [])
 
 
@@ -626,6 +630,8 @@ def job_params(args, slots, names, user_ids, now):
         "task_base": TASK_BASE,
         "task_span": TASK_SPAN,
         "tasks_per_span": TASKS_PER_SPAN,
+        "jobset_base": pages_fill_flow.JOBSET_BASE,
+        "jobsets_per_task": pages_fill_flow.JOBSETS_PER_TASK,
         "n_prod": len(PRODUCTION_ACCOUNTS),
         "n_users": len(names),
         "user_names": names,
@@ -705,6 +711,11 @@ def fill(args):
     params = job_params(args, job_slots(computing), names, user_ids, now)
     step("jobs", fill_jobs, args, params)
     step("job history and files", fill_job_details, now - timedelta(days=args.detail_days), ranges)
+    flow_ranges = _range_params(ranges)
+    step("tasks", pages_fill_flow.fill_tasks, now, flow_ranges, PRODUCTION_ACCOUNTS, JOB_CHUNK)
+    step("subscriptions and transfers", pages_fill_flow.fill_transfers, now, flow_ranges,
+         [site.pk for site in computing], names[len(PRODUCTION_ACCOUNTS) :])  # fmt: skip
+    step("operations history", pages_fill_flow.fill_history, now)
     step("vacuum analyze", vacuum_analyze)
     _execute("RESET jit", [])
     return steps
@@ -735,3 +746,4 @@ def shift_times(delta):
             quoted_table, quoted_index = connection.ops.quote_name(table), connection.ops.quote_name(primary)
             cursor.execute(f"CLUSTER {quoted_table} USING {quoted_index}")
             cursor.execute(f"VACUUM (ANALYZE) {quoted_table}")
+    pages_fill_flow.shift_flow_times(delta)

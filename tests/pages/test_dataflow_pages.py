@@ -254,6 +254,24 @@ def test_channel_totals_and_facets_equal_the_hour_rows(flow):
     assert mwt2_bnl["bytes_per_second"] == 3500.0
 
 
+def test_the_channel_table_shows_the_busiest_channels_and_the_twin_every_one(flow, monkeypatch):
+    from datasets import flow_pages
+
+    monkeypatch.setattr(flow_pages, "CHANNELS_SHOWN", 1)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    busy = TransferChannelStatFactory(source=flow["lost_mwt2"].site, destination=flow["aod_bnl"].site,
+                                      files_done=50, hour=hour)  # fmt: skip
+    quiet = TransferChannelStatFactory(source=flow["aod_bnl"].site, destination=flow["lost_mwt2"].site,
+                                       files_done=1, hour=hour)  # fmt: skip
+    everything = get_json("/transfers/channels/")["rows"]
+    assert {(row["source"], row["destination"]) for row in everything} >= {
+        (busy.source.name, busy.destination.name), (quiet.source.name, quiet.destination.name)}  # fmt: skip
+    page = get("/transfers/channels/").content.decode()
+    assert f"{len(everything) - 1} less busy channel" in page
+    assert f"?source={busy.source.name}&amp;destination={busy.destination.name}" in page
+    assert f"?source={quiet.source.name}&amp;destination={quiet.destination.name}" not in page
+
+
 def test_the_throughput_plot_sums_the_hour_rows(flow):
     files = get_json("/transfers/channels/", measure="files", split="channel")["plot"]
     assert files["unit"] == "files per hour" and files["bins"]["unit"] == "hour"
