@@ -199,6 +199,9 @@ def flow_urls(t):
         urls.append(f"/tasks/?username={quote(t.task_owner)}")
     if t.task:
         urls.append(f"/tasks/{t.task}/")
+    # DDM operations and the scheduler read the same catalog, subscriptions and transfers (their own
+    # rules, decisions, deletions and pilots are empty in this fill).
+    urls += ["/ddm/", "/ddm/channels/", "/ddm/placements/", "/scheduler/"]
     return urls
 
 
