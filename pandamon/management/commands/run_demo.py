@@ -29,6 +29,9 @@ class Command(BaseCommand):
         base_url = f"http://127.0.0.1:{port}"
         user_token, pilot_token = self._prepare(pilot_sites)
         group = demo.ProcessGroup(settings.VAR_DIR / "logs")
+        # A SIGTERM (kill, a supervisor, `timeout`) stops the demo like Ctrl-C does, so its server,
+        # worker, factory and pilots are stopped too instead of left running.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             self._start_services(group, port)
             if not demo.wait_until_up(f"{base_url}/api/v1/sites/?limit=1"):
@@ -103,3 +106,7 @@ class Command(BaseCommand):
             if dead:
                 raise SystemExit(f"process(es) stopped unexpectedly: {', '.join(dead)}; see {group.log_dir}/")
             time.sleep(1)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
