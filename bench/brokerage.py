@@ -303,8 +303,8 @@ STEPS = [
     ("jobs.services.brokerage_sql", "note_refusals"),
 ]  # fmt: skip
 SETUPPER_PARTS = [
-    ("datasets.services.system", "create_dispatch_block"), ("datasets.services.system", "destination_dataset"),
-    ("datasets.services.subscriptions", "subscribe"), ("datasets.services.callbacks", "register_callback"),
+    ("datasets.services.system", "create_dispatch_blocks"), ("datasets.services.system", "destination_datasets"),
+    ("datasets.services.subscriptions", "subscribe_many"), ("datasets.services.callbacks", "register_callbacks"),
     ("jobs.services.bulk_sql", "set_dispatch_blocks"), ("jobs.services.bulk_sql", "set_destination_blocks"),
 ]  # fmt: skip
 

@@ -241,8 +241,10 @@ def enabled_rules():
 def apply_to_new(datasets, *, rules=None, now=None):
     """Evaluate the enabled rules on datasets just registered (inside the caller's transaction)."""
     datasets = [d for d in datasets if d.category not in SYSTEM_CATEGORIES]
+    if not datasets:  # PanDA's blocks alone: not even a query for the rules
+        return {"decisions": 0, "subscriptions": 0}
     rules = enabled_rules() if rules is None else rules
-    if not datasets or not rules:
+    if not rules:
         return {"decisions": 0, "subscriptions": 0}
     return _apply(rules, datasets, Planner(), now or timezone.now())
 

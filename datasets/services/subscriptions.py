@@ -48,6 +48,34 @@ def subscribe(*, dataset, site, owner_name, owner=None, activity=Activity.USER, 
     return subscription
 
 
+def subscribe_many(pairs, *, owner_name, activity, priority=3):
+    """`subscribe` for many (dataset, site) pairs of the PanDA data flow, in a few statements.
+
+    Existing subscriptions are raised in priority as by `subscribe`; the others are created in one
+    INSERT and the agent is queued once (not once per subscription) after commit.
+    """
+    wanted = {(dataset.pk, site.pk): (dataset, site) for dataset, site in pairs}
+    if not wanted:
+        return
+    existing = Subscription.objects.filter(
+        dataset_id__in={d for d, _ in wanted}, site_id__in={s for _, s in wanted}
+    ).values_list("pk", "dataset_id", "site_id", "priority")
+    lower = []
+    for pk, dataset_id, site_id, current in existing:
+        if wanted.pop((dataset_id, site_id), None) is not None and current < priority:
+            lower.append(pk)
+    if lower:
+        Subscription.objects.filter(pk__in=lower).update(priority=priority, needs_evaluation=True)
+    if wanted:
+        # ignore_conflicts: one made concurrently since the read stays as it is, as get_or_create would.
+        Subscription.objects.bulk_create(
+            [Subscription(dataset=dataset, site=site, owner_name=owner_name[:150], activity=activity,
+                          priority=priority) for dataset, site in wanted.values()],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        transaction.on_commit(_queue_evaluation)
+
+
 def _queue_evaluation():
     from ..tasks import evaluate_subscriptions
 

@@ -29,7 +29,6 @@ from datasets.choices import Activity, CallbackKind, CallbackState, ReplicaState
 from datasets.models import Dataset, DatasetReplica, File, FileReplica, ReplicaCallback, Subscription
 from datasets.services import callbacks, subscriptions, system
 from datasets.services.replicas import add_replicas_at, deterministic_pfn
-from pandamon.errors import ServiceError
 from sites.models import Site
 
 from ..choices import LIVE_STATES, FileType, JobStatus
@@ -58,10 +57,11 @@ def prepare_sites(placements, now):
 
     `missing` is {pandaid: {lfn: file id}} of the catalogued inputs the site lacks (the brokerage read
     them with the batch's input replicas) and `tier1` the site's archival site (or None). Dispatch
-    blocks, destination datasets and their subscriptions are made per site as by `prepare`; the job
-    files are pointed at them in one statement per column for the whole batch.
+    blocks, destination datasets, their subscriptions and callbacks are made as by `prepare`, a few
+    statements per kind for the whole batch; the job files are pointed at them in one statement per
+    column.
     """
-    results, dispatch_rows = [], []
+    results, blocks, dispatch_rows = [], [], []  # blocks: (site, name, {lfn: file id})
     for site, jobs, missing, _ in placements:
         ready = [job for job in jobs if not missing.get(job.pandaid)]
         waiting = [job for job in jobs if missing.get(job.pandaid)]
@@ -69,10 +69,11 @@ def prepare_sites(placements, now):
         for job in waiting:
             groups[(job.task_id or 0, job.prod_source_label)].append(job)
         for (task_id, label), group in groups.items():
-            files = {lfn: pk for job in group for lfn, pk in missing[job.pandaid].items()}
-            name = _dispatch(site, group, files, now, task_id, label)
+            name = f"panda.{task_id}.{now:%Y%m%d%H%M%S}.{label}.{uuid.uuid4()}_dis{group[0].pandaid}"
+            blocks.append((site, name, {lfn: pk for job in group for lfn, pk in missing[job.pandaid].items()}))
             dispatch_rows += [(job.pandaid, lfn, name) for job in group for lfn in missing[job.pandaid]]
         results.append((ready, waiting))
+    _dispatch(blocks)
     bulk_sql.set_dispatch_blocks(dispatch_rows)
     _prepare_outputs(placements)
     return results
@@ -98,14 +99,16 @@ def _missing_inputs(site, jobs):
     return missing
 
 
-def _dispatch(site, group, files, now, task_id, label):
-    """The dispatch block of the files a group of jobs lacks at the site, subscribed and watched; returns its name."""
-    name = f"panda.{task_id}.{now:%Y%m%d%H%M%S}.{label}.{uuid.uuid4()}_dis{group[0].pandaid}"
-    block = system.create_dispatch_block(name, sorted(set(files.values())), owner=None)
-    subscriptions.subscribe(dataset=block, site=site, owner_name=ACTOR, activity=Activity.DISPATCH,
-                            priority=DISPATCH_PRIORITY)  # fmt: skip
-    callbacks.register_callback(dataset=block, site=site, kind=CallbackKind.ACTIVATE_JOBS, owner_name=ACTOR)
-    return name
+def _dispatch(blocks):
+    """The dispatch blocks of the files groups of jobs lack at their sites, subscribed and watched.
+
+    [(site, name, {lfn: file id}), ...]: each site is subscribed to its block (which brings the files)
+    and an activate_jobs callback waits for the block to be complete there.
+    """
+    made = system.create_dispatch_blocks([(name, sorted(set(files.values()))) for _, name, files in blocks])
+    pairs = [(block, site) for block, (site, _, _) in zip(made, blocks, strict=True)]
+    subscriptions.subscribe_many(pairs, owner_name=ACTOR, activity=Activity.DISPATCH, priority=DISPATCH_PRIORITY)
+    callbacks.register_callbacks(pairs, kind=CallbackKind.ACTIVATE_JOBS, owner_name=ACTOR)
 
 
 def _prepare_outputs(placements):
@@ -117,17 +120,16 @@ def _prepare_outputs(placements):
         by_dataset[(site_of[job_id][0].pk, dataset)].append((row_id, job_id))
     firsts = {key: min(job_id for _, job_id in files) for key, files in by_dataset.items()}
     owners = get_user_model().objects.in_bulk({owner_of[first] for first in firsts.values()} - {None})
-    updates = []
-    for key, files in by_dataset.items():
-        name, first = key[1], firsts[key]
-        site, tier1 = site_of[first]
-        try:
-            destination = system.destination_dataset(name, f"{name}_sub{first}", owner=owners.get(owner_of[first]))
-        except ServiceError:
+    specs = [(key[1], f"{key[1]}_sub{first}", owners.get(owner_of[first])) for key, first in firsts.items()]
+    updates, archival = [], []
+    for (key, files), destination in zip(by_dataset.items(), system.destination_datasets(specs), strict=True):
+        if destination is None:
             continue  # an output dataset name the catalog refuses: the outputs stay uncatalogued
         updates += [(row_id, destination.name) for row_id, _ in files]
+        site, tier1 = site_of[firsts[key]]
         if tier1 is not None and tier1.pk != site.pk:
-            subscriptions.subscribe(dataset=destination, site=tier1, owner_name=ACTOR, activity=Activity.ARCHIVAL)
+            archival.append((destination, tier1))
+    subscriptions.subscribe_many(archival, owner_name=ACTOR, activity=Activity.ARCHIVAL)
     bulk_sql.set_destination_blocks(updates)
 
 
