@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import Identity, LogCursor, PhysicsGroup, WorkerRun
+from .admin_base import BigTableAdmin
+from .models import Identity, LogCursor, LoginThrottle, PhysicsGroup, WorkerRun
 
 
 @admin.register(WorkerRun)
@@ -30,3 +31,15 @@ class PhysicsGroupAdmin(admin.ModelAdmin):
 class LogCursorAdmin(admin.ModelAdmin):
     list_display = ["name", "last_id", "updated_at"]
     readonly_fields = ["name", "last_id", "updated_at"]
+
+
+@admin.register(LoginThrottle)
+class LoginThrottleAdmin(BigTableAdmin):
+    """Failed logins per user name and address; deleting a row lifts its lock."""
+
+    list_display = ["username", "address", "failures", "first_failure_at", "locked_until"]
+    search_fields = ["username", "address"]
+    readonly_fields = ["username", "address", "failures", "first_failure_at", "locked_until"]
+
+    def has_add_permission(self, request):
+        return False

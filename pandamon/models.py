@@ -76,3 +76,19 @@ class LogCursor(models.Model):
 
     def __str__(self):
         return f"{self.name} at {self.last_id}"
+
+
+class LoginThrottle(models.Model):
+    """Failed password logins of one user name from one client address (pandamon/login_throttle.py)."""
+
+    username = models.CharField(max_length=150)
+    address = models.CharField(max_length=45, help_text="The client's IP address (REMOTE_ADDR).")
+    failures = models.PositiveIntegerField(default=0)
+    first_failure_at = models.DateTimeField(help_text="Start of the window the failures are counted in.")
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["username", "address"], name="loginthrottle_user_address")]
+
+    def __str__(self):
+        return f"{self.username} from {self.address}: {self.failures} failure(s)"

@@ -235,6 +235,11 @@ PANDA = {
     "RUNNING_COUNT_CACHE_SECONDS": int(os.environ.get("PANDA_RUNNING_COUNT_CACHE_SECONDS", 30)),
     # Pilot contact counters are summed per web process and written at most this often (sites/contacts.py).
     "PILOT_CONTACT_FLUSH_SECONDS": float(os.environ.get("PANDA_PILOT_CONTACT_FLUSH_SECONDS", 2)),
+    # Password logins (/login/, the token endpoint): this many failures of one user name from one
+    # address within the window lock that pair for the lock time (pandamon/login_throttle.py).
+    "LOGIN_MAX_FAILURES": int(os.environ.get("PANDA_LOGIN_MAX_FAILURES", 5)),
+    "LOGIN_WINDOW_SECONDS": int(os.environ.get("PANDA_LOGIN_WINDOW_SECONDS", 15 * 60)),
+    "LOGIN_LOCK_SECONDS": int(os.environ.get("PANDA_LOGIN_LOCK_SECONDS", 15 * 60)),
     "MAX_JOBS_PER_SUBMISSION": int(os.environ.get("PANDA_MAX_JOBS_PER_SUBMISSION", 10000)),
     # Quota accounting folds job state-log rows once they are this old (quotas/services/accounting.py).
     "ACCOUNTING_LAG_SECONDS": int(os.environ.get("PANDA_ACCOUNTING_LAG_SECONDS", 10)),

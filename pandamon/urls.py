@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from alarms.api import AlarmViewSet
@@ -21,7 +20,7 @@ from sites import views as site_views
 from sites.api import SiteViewSet
 from tasks import api as task_api
 
-from . import views
+from . import login_views, views
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
@@ -51,12 +50,12 @@ urlpatterns = [
     path("", include("pandamon.plot_urls")),
     path("", include("tasks.urls")),
     path("workers/", views.worker_runs, name="worker-runs"),
-    path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    path("login/", login_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/quotas/me", quota_api.my_quotas, name="api-my-quotas"),
     path("api/v1/sites/<str:name>/space", site_views.report_space, name="api-site-space"),
-    path("api/v1/auth/token", obtain_auth_token, name="api-token"),
+    path("api/v1/auth/token", login_views.ObtainTokenView.as_view(), name="api-token"),
     path("api/v1/cache/", task_api.CacheUploadView.as_view(), name="api-cache"),
     # PanDA's own API v1 functions, for the unchanged panda-client and pilot (docs/panda-compat.md).
     path("api/v1/job/", include("jobs.panda_urls")),
