@@ -56,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pilot", description=("PanDA-style pilot: fetch jobs for a site, run them, report back.")
     )
+    for add_options in (
+        _server_options,
+        _loop_options,
+        _work_options,
+        _node_options,
+        _http_options,
+        _control_options,
+        _signing_options,
+    ):
+        add_options(parser)
+    parser.add_argument("--version", action="version", version=__version__)
+    return parser
+
+
+def _server_options(parser):
+    """Where the server is, and the pilot credential."""
     parser.add_argument("--server", required=True, help="server base URL, e.g. http://host:8000")
     parser.add_argument("--site", required=True, help="computing site (PanDA queue) name")
     secret = parser.add_mutually_exclusive_group()
@@ -63,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument(
         "--credential-file", help=f"file holding the bearer token (default: ${TOKEN_ENVIRONMENT_VARIABLE})"
     )
+
+
+def _loop_options(parser):
+    """How many jobs to run, and the id a pilot factory gave this pilot."""
     parser.add_argument("--once", action="store_true", help="one getJob, run that job, exit")
     parser.add_argument("--max-jobs", type=positive_int, help="exit after running N jobs")
     parser.add_argument(
@@ -74,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"id given by a pilot factory (default: ${PILOT_ID_VARIABLE}): sent with job updates and "
         "start/end reports",
     )
+
+
+def _work_options(parser):
+    """Work directory, heartbeats, storage and recovery."""
     parser.add_argument("--workdir", default=os.getcwd(), help="where PandaJob_<id>/ go")
     parser.add_argument(
         "--heartbeat", type=positive_float, default=1800.0, help="seconds between heartbeats (default 1800, PanDA's)"
@@ -97,10 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not finish the jobs of dead pilots found in --workdir at start-up",
     )
+
+
+def _node_options(parser):
+    """What the pilot says about itself and asks for; logging."""
     parser.add_argument("--node", default=socket.gethostname(), help="worker node name")
     parser.add_argument("--prod-source-label", help="ask only for jobs with this label")
     parser.add_argument("--keep-workdir", action="store_true", help="keep PandaJob_<id>/")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _http_options(parser):
+    """Retries and timeouts of server calls."""
     parser.add_argument(
         "--max-tries", type=positive_int, default=8, help="tries per server call on transient errors (final update: 2x)"
     )
@@ -108,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-delay", type=positive_float, default=1.0, help="first backoff delay in seconds; doubles up to 60"
     )
     parser.add_argument("--http-timeout", type=positive_float, default=60.0)
+
+
+def _control_options(parser):
+    """Stopping payloads: kill grace, the looping-job check, debug mode."""
     parser.add_argument(
         "--kill-grace", type=positive_float, default=10.0, help="seconds between SIGTERM and SIGKILL of a payload"
     )
@@ -124,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds between heartbeats while the server has the job in debug mode (default 60, PanDA's)",
     )
+
+
+def _signing_options(parser):
+    """Verifying the server's job signatures (docs/job-signing.md)."""
     signing = parser.add_mutually_exclusive_group()
     signing.add_argument(
         "--signing-key",
@@ -136,8 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="as --signing-key, with the keys fetched from the server at start (weaker: the same channel as the jobs)",
     )
-    parser.add_argument("--version", action="version", version=__version__)
-    return parser
 
 
 def read_credential(args: argparse.Namespace) -> str | None:
