@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from pandamon.errors import InvalidInput, NotFound, PermissionDenied, ServiceError
+from sites.factory.services import report_worker_status
 from sites.services import pilot_site, record_pilot_contact
 
 from .models import Job
@@ -220,8 +221,6 @@ def update_worker_pilot_status(request):
     Fields as pilot3 sends them under Harvester: workerID (the pilot id the factory gave it),
     harvesterID (the factory), status (started | finished; running = started), site, node_id;
     our pilot adds exitCode, jobsRun and exitReason when it finishes."""
-    from sites.factory.services import report_worker_status  # the factory's bookkeeping, only on this call
-
     params = request.POST
     try:
         message = report_worker_status(
