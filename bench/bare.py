@@ -1,5 +1,7 @@
 """POST /bench/bare-getjob: the dispatch statement alone, the ceiling for getJob.
 
+POST /bench/bare-getjob-prepared: the same, PREPAREd once per connection with a generic plan.
+
 One UPDATE ... WHERE pandaid IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING in
 autocommit: no authentication, no file loading, no status log, no pilot counters.
 Whatever the full getJob costs above this is the price of those features.
@@ -27,6 +29,12 @@ WHERE pandaid IN (
 RETURNING pandaid
 """
 MAX_JOBS_PER_CALL = 100
+# The same statement PREPAREd with a generic plan, as getJob's own statement is
+# (jobs/services/dispatch_sql.py): the ceiling with planning taken out on both sides.
+PREPARE_SQL = "PREPARE bench_bare_dispatch (bigint, int) AS " + DISPATCH_SQL.replace("%s", "$1", 1).replace(
+    "%s", "$2", 1
+)
+EXECUTE_SQL = "EXECUTE bench_bare_dispatch (%s, %s)"
 
 # Site name -> id, per worker process: sites never change during a benchmark,
 # and the ceiling should not pay a lookup query on every call.
@@ -50,14 +58,35 @@ def _n_jobs(raw):
     return n_jobs if 1 <= n_jobs <= MAX_JOBS_PER_CALL else None
 
 
-@csrf_exempt
-@require_POST
-def bare_getjob(request):
+def _execute_prepared(cursor, params):
+    if getattr(connection, "bench_bare_prepared_on", None) is not connection.connection:
+        cursor.execute(PREPARE_SQL)
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        connection.bench_bare_prepared_on = connection.connection
+    cursor.execute(EXECUTE_SQL, params)
+
+
+def _bare_dispatch(request, *, prepared):
     site_id = _site_id(request.POST.get("siteName", "").strip())
     n_jobs = _n_jobs(request.POST.get("nJobs"))
     if site_id is None or n_jobs is None:
         return JsonResponse({"StatusCode": 50, "errorDialog": "unknown siteName or bad nJobs"}, status=400)
     with connection.cursor() as cursor:
-        cursor.execute(DISPATCH_SQL, [site_id, n_jobs])
+        if prepared:
+            _execute_prepared(cursor, [site_id, n_jobs])
+        else:
+            cursor.execute(DISPATCH_SQL, [site_id, n_jobs])
         pandaids = [row[0] for row in cursor.fetchall()]
     return JsonResponse({"StatusCode": 0 if pandaids else 20, "PandaIDs": pandaids})
+
+
+@csrf_exempt
+@require_POST
+def bare_getjob(request):
+    return _bare_dispatch(request, prepared=False)
+
+
+@csrf_exempt
+@require_POST
+def bare_getjob_prepared(request):
+    return _bare_dispatch(request, prepared=True)

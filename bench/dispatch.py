@@ -42,7 +42,9 @@ def parse_args(argv=None):
     )  # fmt: skip
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load per mode before measuring")
     parser.add_argument("--workers", type=int, default=2 * sysinfo.cores(), help="gunicorn sync workers")
-    parser.add_argument("--modes", default="full1,bare1,full10,bare10", help=f"comma list of {', '.join(load.MODES)}")
+    parser.add_argument(
+        "--modes", default="full1,bare1,full10,bare10,barep1", help=f"comma list of {', '.join(load.MODES)}"
+    )
     parser.add_argument("--reuse", action="store_true", help="keep the data if it matches; only reset it")
     parser.add_argument("--force-fill", action="store_true", help="allow wiping jobs in a database not named *bench*")
     args = parser.parse_args(argv)
@@ -177,6 +179,11 @@ def print_targets(rows):
         rounds = [full / bare for full, bare in zip(by_key["full1"]["round_jobs_s"], by_key["bare1"]["round_jobs_s"],
                                                     strict=True)]  # fmt: skip
         print(f"  per round: {', '.join(f'{ratio:.2f}' for ratio in rounds)}")
+    if "full1" in by_key and "barep1" in by_key:
+        # getJob's statement is prepared (jobs/services/dispatch_sql.py); the brief's bare statement is
+        # planned on every call. This ratio takes planning out of both sides.
+        ratio = by_key["full1"]["jobs_s"] / by_key["barep1"]["jobs_s"]
+        print(f"full getJob / bare SQL prepared alike, 1 job per call: {ratio:.2f}")
     if "full10" in by_key and "bare10" in by_key:
         print(f"full getJob / bare, 10 jobs per call: {by_key['full10']['jobs_s'] / by_key['bare10']['jobs_s']:.2f}")
     if "full10" in by_key and "full1" in by_key:

@@ -32,6 +32,7 @@ MODES = {
     "bare1": Mode("bare1", "bare SQL, 1 job/call", "/bench/bare-getjob", 1),
     "full10": Mode("full10", "getJob nJobs=10", "/server/panda/getJob", 10),
     "bare10": Mode("bare10", "bare SQL, limit 10", "/bench/bare-getjob", 10),
+    "barep1": Mode("barep1", "bare prepared, 1 job", "/bench/bare-getjob-prepared", 1),
 }
 
 

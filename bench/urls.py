@@ -6,5 +6,6 @@ from . import bare
 
 urlpatterns = [
     path("bench/bare-getjob", bare.bare_getjob, name="bench-bare-getjob"),
+    path("bench/bare-getjob-prepared", bare.bare_getjob_prepared, name="bench-bare-getjob-prepared"),
     path("", include("pandamon.urls")),
 ]

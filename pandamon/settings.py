@@ -225,6 +225,9 @@ PANDA = {
     "MAX_JOBS_PER_GETJOB": 100,
     # getJob in one SQL statement on PostgreSQL (see jobs/services/dispatch_sql.py); off = the ORM path.
     "DISPATCH_SINGLE_STATEMENT": env_bool("PANDA_DISPATCH_SINGLE_STATEMENT", True),
+    # ... PREPAREd once per connection; off behind a pooler that does not keep sessions (PgBouncer's
+    # transaction mode), where every call then plans the statement anew.
+    "DISPATCH_PREPARED": env_bool("PANDA_DISPATCH_PREPARED", True),
     # Pilot credentials and site flags are cached per process to keep getJob cheap.
     "PILOT_AUTH_CACHE_SECONDS": int(os.environ.get("PANDA_PILOT_AUTH_CACHE_SECONDS", 30)),
     # A site's count of sent/starting/running jobs, checked against max_running_jobs by getJob, is

@@ -14,10 +14,15 @@ pytestmark = pytest.mark.django_db
 JSON = {"HTTP_ACCEPT": "application/json"}
 
 
-@pytest.fixture(autouse=True, params=["single-statement", "orm"])
+@pytest.fixture(autouse=True, params=["prepared-statement", "single-statement", "orm"])
 def dispatch_path(request, settings):
-    """Every getJob test runs against both dispatch implementations (they differ on PostgreSQL)."""
-    settings.PANDA = {**settings.PANDA, "DISPATCH_SINGLE_STATEMENT": request.param == "single-statement"}
+    """Every getJob test runs against each dispatch implementation (they differ on PostgreSQL):
+    the single statement prepared with a generic plan (the default), planned per call, and the ORM."""
+    settings.PANDA = {
+        **settings.PANDA,
+        "DISPATCH_SINGLE_STATEMENT": request.param != "orm",
+        "DISPATCH_PREPARED": request.param == "prepared-statement",
+    }
     return request.param
 
 
