@@ -7,6 +7,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from datasets.models import DatasetReplica
+from datasets.owners import owned_by
 from pandamon import roles
 
 from .choices import AccountKind, Resource, SubjectKind
@@ -105,7 +106,7 @@ def storage_used(username, *, site_name=None):
 
     Computed when asked, from the replica counters the catalog keeps: the prefix is served by
     the name index and a user has few datasets next to the whole catalog."""
-    replicas = DatasetReplica.objects.filter(dataset__name__startswith=f"user.{username}.")
+    replicas = DatasetReplica.objects.filter(owned_by(username, field="dataset__name"))
     if site_name is not None:
         replicas = replicas.filter(site__name=site_name)
     return replicas.aggregate(total=Sum("bytes_present"))["total"] or 0

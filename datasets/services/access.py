@@ -9,18 +9,17 @@ from pandamon import roles
 from pandamon.errors import PermissionDenied
 
 from ..naming import parse
+from ..owners import owner_of
 
 
 def check_may_write(user, name):
     if roles.is_admin(user) or roles.has_role(user, roles.DATA_OPERATOR):
         return
-    parsed = parse(name)
-    if parsed.category == "user":
-        if user.is_authenticated and parsed.user == user.username:
+    if parse(name).category == "user":
+        owner = owner_of(name)
+        if user.is_authenticated and owner == user.username:
             return
-        raise PermissionDenied(
-            f"dataset {name} belongs to user '{parsed.user}'; only they or a data operator may write it"
-        )
+        raise PermissionDenied(f"dataset {name} belongs to user '{owner}'; only they or a data operator may write it")
     if roles.has_role(user, roles.PRODUCTION_MANAGER):
         return
     raise PermissionDenied(

@@ -19,6 +19,7 @@ from sites.models import Site
 
 from ..choices import DatasetKind
 from ..models import Claim, Dataset, DatasetFile, DatasetReplica, File, FileReplica
+from ..owners import owned_by
 from . import completion
 from .access import check_may_write
 from .bulk_sql import FileRef, insert_file_replicas
@@ -45,12 +46,8 @@ def _check_may_register(user, files):
         or roles.has_role(user, roles.PRODUCTION_MANAGER)
     ):
         return
-    prefix = f"user.{user.username}."
-    owned = set(
-        DatasetFile.objects.filter(file_id__in=[f.pk for f in files], dataset__name__startswith=prefix).values_list(
-            "file_id", flat=True
-        )
-    )
+    in_own_datasets = DatasetFile.objects.filter(owned_by(user.username, field="dataset__name"))
+    owned = set(in_own_datasets.filter(file_id__in=[f.pk for f in files]).values_list("file_id", flat=True))
     foreign = [f.lfn for f in files if f.pk not in owned]
     if foreign:
         raise PermissionDenied(f"you may register replicas only of files in your own user datasets; not {foreign[0]}")

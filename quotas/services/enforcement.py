@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from datasets.models import DatasetFile
-from datasets.naming import parse
+from datasets.owners import owner_of
 from pandamon.errors import PermissionDenied, ServiceError
 from pandamon.models import PhysicsGroup
 
@@ -95,7 +95,7 @@ def check_storage(*, site, new_file_ids):
     owners = set()
     names = DatasetFile.objects.filter(file_id__in=new_file_ids, dataset__name__startswith="user.")
     for name in names.values_list("dataset__name", flat=True).distinct():
-        owners.add(parse(name).user)
+        owners.add(owner_of(name))
     users = {user.username: user for user in get_user_model().objects.filter(username__in=owners)}
     for owner in sorted(owners):
         user = users.get(owner)

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from datasets.choices import DatasetKind
 from datasets.models import Dataset, DatasetFile
-from datasets.naming import is_valid_name, parse
+from datasets.naming import is_valid_name
+from datasets.owners import owner_of
 from datasets.services import system
 from datasets.services.containers import descendants
 from jobs.choices import FileType
@@ -68,7 +69,7 @@ def _clean(spec, task_type, user):
             raise InvalidInput(f"{name}: required")
     if not is_valid_name(clean["output_dataset"]):
         raise InvalidInput(f"output_dataset: {clean['output_dataset']!r} is not a valid dataset name")
-    if task_type == TaskType.ANALYSIS and parse(clean["output_dataset"]).user != user.username:
+    if task_type == TaskType.ANALYSIS and owner_of(clean["output_dataset"]) != user.username:
         raise PermissionDenied(f"an analysis task writes user.{user.username}.* output datasets only")
     rules = [name for name in ("n_files_per_job", "n_events_per_job", "max_size_per_job_mb") if clean.get(name)]
     if len(rules) > 1:
