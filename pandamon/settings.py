@@ -221,6 +221,9 @@ PANDA = {
     "BROKERAGE_QUEUE_FACTOR": float(os.environ.get("PANDA_BROKERAGE_QUEUE_FACTOR", 2)),
     # One brokerage run goes on with new batches for up to this long (a backlog drains at full speed).
     "BROKERAGE_RUN_SECONDS": float(os.environ.get("PANDA_BROKERAGE_RUN_SECONDS", 20)),
+    # A task whose first this many jobs failed for good (after their retries) with none succeeding is
+    # broken: its live jobs are stopped (tasks/services/status.py). 0 turns the rule off.
+    "TASK_BROKEN_AFTER_FAILED_JOBS": int(os.environ.get("PANDA_TASK_BROKEN_AFTER_FAILED_JOBS", 3)),
     "WATCHER_BATCH": int(os.environ.get("PANDA_WATCHER_BATCH", 5000)),
     "MAX_JOBS_PER_GETJOB": 100,
     # getJob in one SQL statement on PostgreSQL (see jobs/services/dispatch_sql.py); off = the ORM path.

@@ -17,7 +17,10 @@ class TaskStatus(models.TextChoices):
     FINISHED = "finished", "finished (partly): ended with some input files failed for good"
     FAILED = "failed", "failed: no input file could be processed"
     ABORTED = "aborted", "aborted by its owner or a production manager; its jobs were killed"
-    BROKEN = "broken", "broken: the task cannot run as defined (the reason says why)"
+    BROKEN = (
+        "broken",
+        "broken: its first jobs all failed for good and none succeeded; it was stopped (the reason says why)",
+    )
 
 
 FINAL_TASK_STATES = frozenset({TaskStatus.DONE, TaskStatus.FINISHED, TaskStatus.FAILED, TaskStatus.ABORTED,

@@ -92,6 +92,17 @@ def _queue_brokerage():
     broker_defined_jobs.delay()
 
 
+def break_task(task, *, reason, actor):
+    """End a task that cannot run as defined (status.broken_reason): its queued jobs are cancelled,
+    its running ones get the kill command. The caller holds the task's lock."""
+    jobs = list(
+        Job.objects.select_for_update().filter(task_id=task.task_id, status__in=LIVE_STATES).order_by("pandaid")
+    )
+    counts = kill.kill_locked(jobs, actor=actor, reason=f"task {task.task_id} is broken")
+    status.change(task, TaskStatus.BROKEN, actor=actor, reason=reason)
+    return counts
+
+
 def retry_task(*, user, task_id, failed_only=True):
     """New attempts for the task's failed jobs that have none yet (with failed_only=False, also its
     cancelled and closed ones). Not limited by max_attempt: a person decided. An ended or aborted

@@ -5,7 +5,8 @@ each change of a task's job moves one unit in the task's jobs_by_state; a finish
 job marks its input pieces done; a failed job's pieces are failed unless a retry
 took them (a new attempt's creation moves them to the new PandaID, un-failing them
 if a person retried after they had been given up). Then each touched task's state
-follows from its counters (tasks/services/status.py).
+follows from its counters (tasks/services/status.py), or, when its first jobs all failed
+for good and none succeeded, the task is broken and its live jobs are stopped.
 """
 
 from collections import Counter, defaultdict
@@ -19,7 +20,7 @@ from jobs.services.status_log import consume_batch
 
 from ..choices import InputStatus
 from ..models import Task, TaskInput
-from . import status
+from . import actions, status
 
 LOG_CURSOR = "task-rollup"
 ENDED_BADLY = {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.CLOSED}
@@ -50,8 +51,11 @@ def _fold(changes):
         _apply(task, deltas[task.pk])
         task.modified_at = now
         task.save(update_fields=["jobs_by_state", "files_done", "files_failed", "events_done", "modified_at"])
+        broken = status.broken_reason(task)
         new = status.follows_from_counters(task)
-        if new is not None:
+        if broken:
+            actions.break_task(task, reason=broken, actor="task-rollup")
+        elif new is not None:
             status.change(task, new, actor="task-rollup", reason=_reason(task))
 
 

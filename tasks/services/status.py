@@ -1,13 +1,14 @@
 """Task state changes, recorded in TaskStatusLog, and the state that follows from the counters."""
 
+from django.conf import settings
 from django.utils import timezone
 
 from datasets.models import ContainerMember, Dataset
 from datasets.services import system
 from jobs.choices import FINAL_STATES, PILOT_STATES
 
-from ..choices import FINAL_TASK_STATES, TaskStatus
-from ..models import Task, TaskStatusLog
+from ..choices import FINAL_TASK_STATES, InputStatus, TaskStatus
+from ..models import Task, TaskInput, TaskStatusLog
 
 
 def record(task, old, new, *, actor, reason=""):
@@ -45,6 +46,22 @@ def follows_from_counters(task):
         return TaskStatus.FAILED if not task.files_done else TaskStatus.FINISHED
     started = any(state in PILOT_STATES or state in FINAL_STATES for state in states)
     return TaskStatus.RUNNING if started else TaskStatus.READY
+
+
+def broken_reason(task):
+    """Why the task must stop as broken, or "": its first jobs all failed for good (after their
+    retries), none succeeded, and work remains. Like JEDI's scout jobs: a transformation that fails
+    everywhere would otherwise spend the grid on every one of its input pieces."""
+    threshold = settings.PANDA["TASK_BROKEN_AFTER_FAILED_JOBS"]
+    if not threshold or task.status in FINAL_TASK_STATES or task.files_done or not task.files_failed:
+        return ""
+    if task.files_failed >= task.files_total:
+        return ""  # nothing left to save: the counters end it as failed, which a retry may take up
+    failed_jobs = TaskInput.objects.filter(task=task, status=InputStatus.FAILED).values("job_id").distinct().count()
+    if failed_jobs < threshold:
+        return ""
+    return (f"its first {failed_jobs} jobs failed for good and none succeeded: the transformation or its "
+            "parameters are likely wrong (see the jobs' errors); fix them and submit a new task")  # fmt: skip
 
 
 def close_outputs(task):
