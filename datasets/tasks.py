@@ -17,7 +17,7 @@ from .services import callbacks, catalog, consistency, deletion, policy, subscri
 def purge_erased_datasets():
     """Delete, in batches, datasets erased longer ago than the grace period (with their files' memberships)."""
     with recorded_run(purge_erased_datasets.name) as counts:
-        counts["purged"] = catalog.purge_erased_datasets()
+        counts.update(catalog.purge_erased_datasets())
 
 
 @shared_task(name="datasets.evaluate_subscriptions", ignore_result=True)

@@ -11,7 +11,7 @@ from pandamon.errors import Conflict, InvalidInput, NotFound
 from ..choices import DatasetKind, DatasetState, VersionState
 from ..models import Dataset, DatasetFile, DatasetVersion
 from ..naming import is_valid_name, parse
-from . import completion, policy, replicas
+from . import completion, deletion, policy, replicas
 from .access import check_may_write
 from .bulk_sql import insert_memberships
 from .files import clean_file_spec, resolve_files
@@ -209,21 +209,23 @@ def erase_dataset(*, user, name):
 
 
 def purge_erased_datasets(*, now=None, batch=100, max_batches=100):
-    """Delete datasets erased longer ago than the grace period, a batch per transaction; returns how many.
+    """Delete datasets erased longer ago than the grace period, a batch per transaction; returns counts.
 
-    Their version rows, memberships, replicas and claims go with them (cascade); files
-    stay, as other datasets may hold them.
+    Their version rows, memberships, replicas and claims go with them, their files leave the
+    sites' storage unless a kept replica of another dataset needs them, and files no dataset
+    holds any more leave the catalog (deletion.purge_datasets).
     """
-    cutoff = (now or timezone.now()) - ERASE_GRACE
-    purged = 0
+    now = now or timezone.now()
+    counts = {"datasets": 0, "file_replicas": 0, "files": 0}
     for _ in range(max_batches):
-        ids = list(Dataset.objects.filter(erased_at__lt=cutoff).values_list("pk", flat=True)[:batch])
-        if not ids:
-            break
         with transaction.atomic():
-            Dataset.objects.filter(pk__in=ids).delete()
-        purged += len(ids)
-    return purged
+            erased = Dataset.objects.select_for_update(skip_locked=True).filter(erased_at__lt=now - ERASE_GRACE)
+            ids = list(erased.order_by("pk").values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            for name, n in deletion.purge_datasets(ids, now).items():
+                counts[name] += n
+    return counts
 
 
 def _check_files_allowed(dataset):

@@ -24,7 +24,7 @@ from client.storage import local_path
 from sites.models import Site
 
 from ..choices import SubscriptionState
-from ..models import Claim, DatasetFile, DatasetReplica, FileReplica, Subscription
+from ..models import Claim, Dataset, DatasetFile, DatasetReplica, File, FileReplica, Subscription
 from .replicas import remove_replicas_at
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,28 @@ def remove_replica(replica, now):
     pfns = [pfn for _, pfn in doomed]
     transaction.on_commit(lambda: delete_from_storage(pfns))
     return len(doomed)
+
+
+FILE_CHUNK = 5000  # file ids per query when looking for orphans (SQLite caps a statement's parameters)
+
+
+def purge_datasets(dataset_ids, now):
+    """Delete (locked, erased) datasets for good: their replicas go as reaped ones do (with the files on
+    storage that no kept replica needs, after commit), then the datasets with their memberships, then
+    their files that no dataset holds and no site has any more. Returns counts."""
+    counts = {"datasets": len(dataset_ids), "file_replicas": 0, "files": 0}
+    replicas = DatasetReplica.objects.select_for_update().filter(dataset_id__in=dataset_ids).order_by("site_id", "pk")
+    for replica in replicas:
+        counts["file_replicas"] += remove_replica(replica, now)
+    file_ids = list(DatasetFile.objects.filter(dataset_id__in=dataset_ids).values_list("file_id", flat=True))
+    Dataset.objects.filter(pk__in=dataset_ids).delete()
+    held = DatasetFile.objects.filter(file_id=OuterRef("pk"))
+    stored = FileReplica.objects.filter(file_id=OuterRef("pk"))
+    for start in range(0, len(file_ids), FILE_CHUNK):
+        orphans = File.objects.filter(pk__in=file_ids[start : start + FILE_CHUNK])
+        _, deleted = orphans.exclude(Exists(held)).exclude(Exists(stored)).delete()
+        counts["files"] += deleted.get(File._meta.label, 0)
+    return counts
 
 
 def _kept_files(site, reaped, now):

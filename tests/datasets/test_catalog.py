@@ -123,10 +123,10 @@ def test_names_are_never_reused_and_erase_hides_then_purges(operator):
     assert not selectors.dataset_list(pattern="mc11.*").exists()
     with pytest.raises(Conflict, match="never reused"):
         catalog.register_new_dataset(user=operator, name=name)
-    assert catalog.purge_erased_datasets() == 0  # still in its grace period
+    assert catalog.purge_erased_datasets()["datasets"] == 0  # still in its grace period
     from django.utils import timezone
 
-    assert catalog.purge_erased_datasets(now=timezone.now() + catalog.ERASE_GRACE * 2) == 1
+    assert catalog.purge_erased_datasets(now=timezone.now() + catalog.ERASE_GRACE * 2)["datasets"] == 1
     assert not Dataset.objects.filter(name=name).exists()
 
 
@@ -236,3 +236,35 @@ def test_guid_given_is_kept(operator):
         files=[{"lfn": "g.root", "fsize": 1, "adler32": "00000001", "guid": str(guid)}],
     )
     assert File.objects.get(lfn="g.root").guid == guid
+
+
+def test_purging_an_erased_dataset_takes_its_files_off_storage_and_out_of_the_catalog(
+    operator, tmp_path, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from client.storage import local_path
+
+    site = SiteFactory(name="BNL", storage_endpoint=str(tmp_path / "bnl"))
+    erased, kept = files("gone", 2), files("kept", 1)
+    catalog.register_new_dataset(user=operator, name="mc11.1.a.recon.AOD.v1", files=erased + kept)
+    catalog.register_new_dataset(user=operator, name="mc11.1.a.recon.AOD.v2", files=kept)
+    replicas.register_file_replicas(user=operator, site_name="BNL", replicas=erased + kept)
+    pfns = dict(FileReplica.objects.values_list("file__lfn", "pfn"))
+    for pfn in pfns.values():
+        path = local_path(pfn)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    v2_replica = DatasetReplica.objects.get(dataset__name="mc11.1.a.recon.AOD.v2", site=site)
+    assert v2_replica.secondary is False  # registered by someone: it keeps its files
+
+    catalog.erase_dataset(user=operator, name="mc11.1.a.recon.AOD.v1")
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = catalog.purge_erased_datasets(now=timezone.now() + catalog.ERASE_GRACE * 2)
+
+    assert counts == {"datasets": 1, "file_replicas": 2, "files": 2}
+    assert set(File.objects.values_list("lfn", flat=True)) == {kept[0]["lfn"]}
+    assert list(FileReplica.objects.values_list("file__lfn", flat=True)) == [kept[0]["lfn"]]
+    assert [local_path(pfns[f["lfn"]]).exists() for f in erased + kept] == [False, False, True]
+    v2_replica.refresh_from_db()
+    assert v2_replica.files_present == 1
