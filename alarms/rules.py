@@ -8,12 +8,12 @@ alarms/categories.py says what each category means."""
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, Q, Sum
+from django.db.models import Avg, Count, F, Q
 from django.utils import timezone
 from kombu.exceptions import ChannelError, OperationalError
 
 from datasets.choices import Activity, SubscriptionState
-from datasets.models import DatasetReplica, Subscription, TransferChannelStat
+from datasets.models import SiteReplicaTotals, Subscription, TransferChannelStat
 from jobs.choices import JobStatus
 from jobs.models import Job
 from pandamon.models import WorkerRun
@@ -149,8 +149,8 @@ def storage_nearly_full(now):
                                     f"GB used, {space.free_bytes / 1e9:,.1f} GB free): space report by "
                                     f"{space.reported_by} at {space.reported_at:%Y-%m-%d %H:%M} UTC"))  # fmt: skip
     sites = {site.pk: site for site in Site.objects.filter(storage_capacity_gb__gt=0).exclude(pk__in=reported)}
-    used = DatasetReplica.objects.filter(site_id__in=sites).values_list("site_id").annotate(total=Sum("bytes_present"))
-    for site_id, total in used.order_by():
+    used = SiteReplicaTotals.objects.filter(site_id__in=sites).values_list("site_id", "bytes")  # each file once
+    for site_id, total in used:
         capacity = sites[site_id].storage_capacity_gb * 10**9
         if total and total >= share * capacity:
             findings.append(Finding("site-storage-full", Severity.WARNING if total < capacity else Severity.CRITICAL,

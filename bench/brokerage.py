@@ -38,8 +38,8 @@ TABLES = [
     "jobs_brokeragedecision", "jobs_brokeragecontext", "jobs_jobstatuslog", "jobs_jobfile", "jobs_jobreport",
     "jobs_job", "tasks_taskinput", "tasks_jobset", "tasks_taskstatuslog", "tasks_task",
     "datasets_transferrequest", "datasets_replicacallback", "datasets_subscription", "datasets_claim",
-    "datasets_datasetreplica", "datasets_filereplica", "datasets_containermember", "datasets_datasetfile",
-    "datasets_file", "datasets_datasetversion", "datasets_dataset", "quotas_accountusage",
+    "datasets_datasetreplica", "datasets_filereplica", "datasets_sitereplicatotals", "datasets_containermember",
+    "datasets_datasetfile", "datasets_file", "datasets_datasetversion", "datasets_dataset", "quotas_accountusage",
 ]  # fmt: skip
 SEED = json.loads((Path(__file__).resolve().parent.parent / "sites" / "data" / "seed-grid.json").read_text())
 

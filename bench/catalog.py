@@ -36,8 +36,8 @@ BIG_DATASET_FILES = 10_000
 FORMATS = ("AOD", "ESD", "RAW", "EVNT", "HITS", "RDO", "TAG", "NTUP")
 STAGES = {"AOD": "recon", "ESD": "recon", "RAW": "daq", "EVNT": "evgen", "HITS": "simul", "RDO": "digit"}
 CATALOG_TABLES = [
-    "datasets_claim", "datasets_datasetreplica", "datasets_filereplica", "datasets_containermember",
-    "datasets_datasetfile", "datasets_file", "datasets_datasetversion", "datasets_dataset",
+    "datasets_claim", "datasets_datasetreplica", "datasets_filereplica", "datasets_sitereplicatotals",
+    "datasets_containermember", "datasets_datasetfile", "datasets_file", "datasets_datasetversion", "datasets_dataset",
 ]  # fmt: skip
 
 

@@ -365,6 +365,12 @@ JOIN datasets_datasetfile AS m ON m.file_id = r.file_id
 JOIN datasets_file AS f ON f.id = r.file_id
 GROUP BY m.dataset_id, r.site_id
 """
+SITE_REPLICA_TOTALS_SQL = """
+INSERT INTO datasets_sitereplicatotals (site_id, files, bytes)
+SELECT r.site_id, count(*), sum(f.fsize)
+FROM datasets_filereplica AS r JOIN datasets_file AS f ON f.id = r.file_id
+GROUP BY r.site_id
+"""
 CONTAINER_MEMBER_SQL = """
 INSERT INTO datasets_containermember (container_id, member_id, added_at)
 SELECT c.id, %(reg_first)s + mod(c.id * 7919 + k * 101, %(n_reg)s), c.created_at
@@ -583,6 +589,7 @@ def fill_catalog(n_datasets, n_files, names, user_ids, storage_sites, now):
     for first in range(1, top + 1, 250_000):
         _execute(sql_text, {**defaults, **site_params, "first": first, "last": first + 249_999})
     _execute(DATASET_REPLICA_SQL, [])
+    _execute(SITE_REPLICA_TOTALS_SQL, [])
     print(f"  {FileReplica.objects.count():,} file replicas and their dataset replicas "
           f"({time.perf_counter() - started:.1f} s)")  # fmt: skip
     return ranges

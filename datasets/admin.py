@@ -27,6 +27,7 @@ from .models import (
     ReplicaCallback,
     SiteDDMConfig,
     SitePreference,
+    SiteReplicaTotals,
     Subscription,
     TransferChannelStat,
     TransferRequest,
@@ -201,6 +202,11 @@ class SiteDDMConfigAdmin(admin.ModelAdmin):
     list_filter = ["media", "paused"]
     readonly_fields = ["paused", "paused_reason", "paused_by", "paused_at", "user_area_used_bytes",
                        "user_area_counted_at"]  # fmt: skip
+
+
+@admin.register(SiteReplicaTotals)
+class SiteReplicaTotalsAdmin(RecordAdmin):
+    list_display = ["site", "files", "bytes"]
 
 
 @admin.register(ChannelControl)

@@ -10,7 +10,7 @@ from django.db.models import Count, F, Q, Sum
 
 from .choices import SubscriptionState
 from .flow_selectors import channel_totals, progress, subscription_rows
-from .models import DatasetReplica, DeletionProposal, Subscription, TransferChannelStat
+from .models import DatasetReplica, DeletionProposal, SiteReplicaTotals, Subscription, TransferChannelStat
 from .policy_choices import ProposalState
 from .services.deletion import SYSTEM_CATEGORIES
 from .services.topology import Topology
@@ -25,15 +25,18 @@ def tier_label(topology, site):
 
 
 def volume(topology=None):
-    """[{cloud, tier, media, replicas, files, bytes}] of the dataset replicas, by cloud, tier and media; and the
-    totals per (tier, media)."""
+    """[{cloud, tier, media, replicas, files, bytes}] by cloud, tier and media: the dataset replicas, and the
+    files and bytes stored (each file once per site, though several datasets may hold it); and the totals
+    per (tier, media)."""
     topology = topology or Topology()
     sites = {site.pk: site for site in topology.sites}
-    per_site = DatasetReplica.objects.values_list("site_id").annotate(
-        n=Count("id"), files=Sum("files_present"), size=Sum("bytes_present")
-    )
+    replicas = dict(DatasetReplica.objects.values_list("site_id").annotate(n=Count("id")).order_by())
+    stored = {row[0]: row[1:] for row in SiteReplicaTotals.objects.values_list("site_id", "files", "bytes")}
+    per_site = [
+        (site_id, replicas.get(site_id, 0), *stored.get(site_id, (0, 0))) for site_id in replicas.keys() | stored
+    ]
     cells = {}
-    for site_id, n, files, size in per_site.order_by():
+    for site_id, n, files, size in sorted(per_site):
         site = sites[site_id]
         key = (site.cloud.name, tier_label(topology, site), topology.media(site))
         cell = cells.setdefault(key, {"cloud": key[0], "tier": key[1], "media": key[2], "replicas": 0, "files": 0,

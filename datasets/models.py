@@ -152,6 +152,23 @@ class FileReplica(models.Model):
         return f"{self.file_id} at {self.site_id}"
 
 
+class SiteReplicaTotals(models.Model):
+    """What a site holds by its replica catalog, each file once: a file in several datasets is one
+    replica there, though every dataset replica counts it. Kept by the two functions that add and
+    remove file replicas (datasets.services.replicas), under the site's lock, so pages read one row
+    per site instead of summing millions of file replicas."""
+
+    site = models.OneToOneField(Site, primary_key=True, on_delete=models.CASCADE, related_name="replica_totals")
+    files = models.BigIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "site replica totals"
+
+    def __str__(self):
+        return f"{self.site_id}: {self.files} files, {self.bytes} bytes"
+
+
 class DatasetReplica(models.Model):
     """The location catalog: how much of a dataset's latest version a site holds."""
 

@@ -9,11 +9,11 @@ Every job query is bounded so the pages stay fast with millions of jobs:
 from collections import Counter, defaultdict
 from datetime import timedelta
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from datasets.models import DatasetReplica, FileReplica
+from datasets.models import FileReplica, SiteReplicaTotals
 from jobs.choices import LIVE_STATES, JobStatus
 from jobs.models import Job
 from jobs.selectors import live_and_recent_counts
@@ -50,14 +50,9 @@ def job_counts_by_site(*, window, site_ids):
 
 
 def storage_by_site(*, site_ids):
-    """{site_id: bytes} held by the site's dataset replicas (the location catalog), one GROUP BY."""
-    rows = (
-        DatasetReplica.objects.filter(site_id__in=site_ids)
-        .values_list("site_id")
-        .annotate(total=Sum("bytes_present"))
-        .order_by()
-    )
-    return dict(rows)
+    """{site_id: bytes} of the files the site holds by its replica catalog, each file once (a file
+    in two datasets is stored once): the totals the catalog keeps per site."""
+    return dict(SiteReplicaTotals.objects.filter(site_id__in=site_ids).values_list("site_id", "bytes"))
 
 
 # ---------------------------------------------------------------- one site

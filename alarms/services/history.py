@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from datasets.choices import TransferState
-from datasets.models import DatasetReplica, TransferChannelStat, TransferRequest
+from datasets.models import SiteReplicaTotals, TransferChannelStat, TransferRequest
 from jobs.choices import FINAL_STATES, LIVE_STATES
 from jobs.models import Job
 from sites.models import Site, StorageSpace
@@ -124,7 +124,7 @@ def take_storage_snapshot(now=None):
     Sites with neither a report nor replicas are left out. Returns rows written."""
     now = now or timezone.now()
     spaces = {space.site_id: space for space in StorageSpace.objects.all()}
-    catalog = dict(DatasetReplica.objects.values_list("site_id").annotate(total=Sum("bytes_present")).order_by())
+    catalog = dict(SiteReplicaTotals.objects.values_list("site_id", "bytes"))  # each stored file once
     rows = []
     for site_id in sorted(spaces.keys() | {pk for pk, total in catalog.items() if total}):
         space = spaces.get(site_id)

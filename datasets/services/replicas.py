@@ -18,7 +18,7 @@ from pandamon.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from sites.models import Site
 
 from ..choices import DatasetKind
-from ..models import Claim, Dataset, DatasetFile, DatasetReplica, File, FileReplica
+from ..models import Claim, Dataset, DatasetFile, DatasetReplica, File, FileReplica, SiteReplicaTotals
 from ..owners import owned_by
 from . import completion
 from .access import check_may_write
@@ -95,6 +95,9 @@ def add_replicas_at(site, pfn_by_file_id, *, secondary=False):
     the caller's transaction then rolls back. Returns the ids of the files newly present.
     """
     new_ids = insert_file_replicas(site, pfn_by_file_id)
+    if new_ids:
+        size = File.objects.filter(pk__in=new_ids).aggregate(size=Sum("fsize"))["size"] or 0
+        _adjust_site_totals(site, len(new_ids), size)
     grown = _count_at_site(site, new_ids, secondary=secondary)
     for check in _replica_checks:
         check(site=site, new_file_ids=new_ids)
@@ -142,7 +145,7 @@ def remove_replicas_at(site, file_ids):
         .annotate(n=Count("file_id"), size=Sum("file__fsize"))
         .order_by()
     )
-    count, _ = removed.delete()
+    count = _delete_file_replicas(site, removed)
     for row in per_dataset:
         DatasetReplica.objects.filter(dataset_id=row["dataset_id"], site=site).update(
             files_present=F("files_present") - row["n"], bytes_present=F("bytes_present") - (row["size"] or 0),
@@ -151,6 +154,21 @@ def remove_replicas_at(site, file_ids):
     DatasetReplica.objects.filter(site=site, files_present__lte=0, claims__isnull=True).delete()
     completion.flag_subscriptions({row["dataset_id"] for row in per_dataset}, site=site, reactivate=True)
     return count
+
+
+def _delete_file_replicas(site, replicas):
+    """Delete file replicas of one (locked) site and take them off its totals; returns how many went."""
+    gone = replicas.aggregate(size=Sum("file__fsize"))["size"] or 0
+    count, _ = replicas.delete()
+    _adjust_site_totals(site, -count, -gone)
+    return count
+
+
+def _adjust_site_totals(site, files, size):
+    # The caller holds the site's lock: no other registration at this site can race the creation.
+    totals = SiteReplicaTotals.objects.filter(site=site)
+    if not totals.update(files=F("files") + files, bytes=F("bytes") + size):
+        SiteReplicaTotals.objects.create(site=site, files=files, bytes=size)
 
 
 def count_new_dataset_files(*, dataset, files):
@@ -215,8 +233,8 @@ def delete_dataset_replica(*, user, name, site_name):
         )
     kept = DatasetFile.objects.filter(dataset__replicas__site=site).exclude(dataset=dataset).values("file_id")
     removed = FileReplica.objects.filter(site=site, file__memberships__dataset=dataset).exclude(file_id__in=kept)
-    # Removed files belong to no other dataset replicated here, so no other count changes.
-    count, _ = removed.delete()
+    # Removed files belong to no other dataset replicated here, so no other dataset's count changes.
+    count = _delete_file_replicas(site, removed)
     replica.delete()
     return count
 

@@ -6,11 +6,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
 
-from datasets.models import Dataset, DatasetReplica, File, FileReplica
+from datasets.models import Dataset, File, FileReplica
 from jobs.choices import JobStatus
 from jobs.models import Job
 from sites.models import PilotActivity
@@ -107,16 +106,6 @@ def test_site_list_is_grouped_by_cloud_then_tier_and_filters_with_the_grammar(gr
     assert [row["name"] for row in get_json("/sites/", cloud="US*")["rows"]] == ["BNL", "MWT2"]
     assert [row["name"] for row in get_json("/sites/", name="!BNL", tier="1")["rows"]] == ["LYON"]
     assert [row["name"] for row in get_json("/sites/", sortby="-name")["rows"]] == ["MWT2", "LYON", "BNL"]
-
-
-def test_site_list_storage_is_the_sum_of_dataset_replicas(grid):
-    for number, size in enumerate((10**9, 3 * 10**9)):
-        dataset = Dataset.objects.create(name=f"user.alice.data{number}")
-        DatasetReplica.objects.create(dataset=dataset, site=grid["BNL"], files_present=1, bytes_present=size)
-    rows = {row["name"]: row for row in get_json("/sites/")["rows"]}
-    expected = DatasetReplica.objects.filter(site=grid["BNL"]).aggregate(total=Sum("bytes_present"))["total"]
-    assert rows["BNL"]["storage_bytes"] == expected == 4 * 10**9
-    assert rows["MWT2"]["storage_bytes"] == 0
 
 
 def test_site_list_flags_anomalies(grid):
