@@ -198,7 +198,8 @@ class JobReporter:
 
 
 class HeartbeatThread(threading.Thread):
-    """Sends `running` every `interval` seconds until stopped (more often when the server asks)."""
+    """Sends `state` (`running`, or `starting` during stage-in) every `interval` seconds until stopped
+    (more often when the server asks)."""
 
     def __init__(
         self,
@@ -207,8 +208,10 @@ class HeartbeatThread(threading.Thread):
         usage_probe: Callable[[], tuple[float, int] | None],
         peeker: Peeker | None = None,
         debug_interval: float | None = None,
+        state: str = "running",
     ):
         super().__init__(name="heartbeat", daemon=True)
+        self._state = state
         self._reporter = reporter
         self._interval = interval
         self._usage_probe = usage_probe
@@ -234,7 +237,7 @@ class HeartbeatThread(threading.Thread):
             try:
                 extra = usage_fields(self._usage_probe())
                 extra.update(self.control_fields())
-                self._reporter.send_state("running", extra, abort=self._stopping)
+                self._reporter.send_state(self._state, extra, abort=self._stopping)
             except Exception:  # a dead heartbeat thread would go unnoticed
                 logger.exception("heartbeat failed")
 

@@ -156,7 +156,8 @@ class JobRun:
         self.reporter.send_state("starting")
         if self._stopped():
             return
-        stage_in(self.job.input_files, self.settings.storage_dir, self.workdir, self.policy)
+        with self._heartbeats_while("starting"):
+            stage_in(self.job.input_files, self.settings.storage_dir, self.workdir, self.policy)
         self._record(jobstate.STAGED_IN)
         command = build_command(
             self.job.transformation,
@@ -173,15 +174,27 @@ class JobRun:
             jobstate.PAYLOAD_FINISHED, result=result_to_dict(self.result), outcome=dataclasses.asdict(self.outcome)
         )
         if not self.reporter.already_done:
-            stage_out_outputs(
-                self.job.output_files,
-                self.workdir,
-                self.settings.storage_dir,
-                self.report,
-                require_all=not self.outcome.failed,
-                policy=self.policy,
-            )
+            with self._heartbeats_while("running"):
+                stage_out_outputs(
+                    self.job.output_files,
+                    self.workdir,
+                    self.settings.storage_dir,
+                    self.report,
+                    require_all=not self.outcome.failed,
+                    policy=self.policy,
+                )
             self._record(jobstate.OUTPUTS_STAGED_OUT, outputs=self.report.entries)
+
+    @contextlib.contextmanager
+    def _heartbeats_while(self, state: str):
+        """Heartbeats in `state` while files move: a stage-in or stage-out longer than the site's
+        heartbeat timeout would otherwise have the server fail a working job as lost."""
+        heartbeat = HeartbeatThread(self.reporter, self.settings.heartbeat, lambda: None, state=state)
+        heartbeat.start()
+        try:
+            yield
+        finally:
+            heartbeat.stop(timeout=self.settings.http_timeout + 5)
 
     def _run_payload(self, command: list[str]) -> None:
         environment = payload_environment(
@@ -247,7 +260,8 @@ class JobRun:
             always_include={STDOUT_NAME, STDERR_NAME, PILOT_LOG_NAME},
         )
         guid = self.job.log_guid or str(uuid.uuid4())
-        stage_out_file(path, log_lfn, guid, self.settings.storage_dir, self.report, self.policy)
+        with self._heartbeats_while("running"):
+            stage_out_file(path, log_lfn, guid, self.settings.storage_dir, self.report, self.policy)
 
     def _final_fields(self) -> dict:
         pilot_log = combined_output_tail(self.workdir) if self.workdir_created else ""

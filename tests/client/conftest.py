@@ -7,6 +7,7 @@ protocol).
 
 import json
 import threading
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +41,7 @@ class StorageHandler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.server.log.append(("GET", self.path, self.headers.get("Range")))
+        time.sleep(self.server.delay)
         path = self._path()
         if not path.is_file():
             return self._status(404)
@@ -64,6 +66,7 @@ class StorageHandler(BaseHTTPRequestHandler):
 
     def do_PUT(self):
         self.server.log.append(("PUT", self.path, None))
+        time.sleep(self.server.delay)
         length = int(self.headers.get("Content-Length", 0))
         data = self.rfile.read(length)
         path = self._path()
@@ -93,6 +96,7 @@ class StorageServer(ThreadingHTTPServer):
         self.ignore_range = False
         self.send_digest = True
         self.break_after: int | None = None
+        self.delay = 0.0  # seconds before each GET and PUT is served: a slow storage element
 
     @property
     def url(self) -> str:

@@ -315,3 +315,24 @@ def test_rejected_final_update_is_kept_and_the_pilot_goes_on(stub_server, dirs):
     make_pilot(stub_server, dirs).run()
 
     assert (dirs[0] / "PandaJob_4242" / "final_update.json").exists()
+
+
+def test_heartbeats_go_on_while_files_move(stub_server, dirs, http_storage):
+    # A slow storage element: every GET and PUT waits. The site's heartbeat timeout must not
+    # see a job in stage-in or stage-out as lost, so the pilot heartbeats through both.
+    put_input = http_storage.root / "data" / deterministic_pfn("", "in.root").lstrip("/")
+    put_input.parent.mkdir(parents=True, exist_ok=True)
+    put_input.write_bytes(b"Wikipedia")
+    http_storage.delay = 0.8
+    job = job_answer(inFiles="in.root", GUID="in-guid", fsize="9", checksum="ad:11e60398", outFiles="out1.root")
+    dispatcher = FakeDispatcher(stub_server, [job])
+    pilot = make_pilot(stub_server, dirs, storage_dir=f"{http_storage.url}/data", heartbeat=0.2)
+
+    pilot.run()
+
+    states = dispatcher.states
+    assert states[-1] == "finished", dispatcher.final.get("pilotErrorDiag")
+    first_running = states.index("running")
+    assert states[:first_running].count("starting") >= 3, states  # the first, then heartbeats during stage-in
+    assert states[first_running:-1].count("running") >= 4, states  # the payload is instant: stage-out's
+    assert [method for method, _, _ in http_storage.log if method in ("GET", "PUT")] == ["GET", "PUT", "PUT"]
