@@ -171,6 +171,28 @@ def _adjust_site_totals(site, files, size):
         SiteReplicaTotals.objects.create(site=site, files=files, bytes=size)
 
 
+def recount_site_totals(site_names=None):
+    """Recount the sites' stored files and bytes from their file replicas, each site under its lock;
+    returns [(site, old (files, bytes), new (files, bytes))] for the sites whose totals were wrong.
+
+    The repair for totals that drifted (file replicas written by raw SQL, outside the services)."""
+    sites = Site.objects.order_by("name")
+    if site_names:
+        sites = sites.filter(name__in=site_names)
+    corrected = []
+    for site_id in sites.values_list("pk", flat=True):
+        with transaction.atomic():
+            site = Site.objects.select_for_update().get(pk=site_id)
+            counted = FileReplica.objects.filter(site=site).aggregate(n=Count("id"), size=Sum("file__fsize"))
+            new = (counted["n"], counted["size"] or 0)
+            row = SiteReplicaTotals.objects.filter(site=site).first()
+            old = (row.files, row.bytes) if row else (0, 0)
+            if new != old:
+                SiteReplicaTotals.objects.update_or_create(site=site, defaults={"files": new[0], "bytes": new[1]})
+                corrected.append((site.name, old, new))
+    return corrected
+
+
 def count_new_dataset_files(*, dataset, files):
     """Files just added to `dataset`: count those already present at sites holding the dataset."""
     if not files:

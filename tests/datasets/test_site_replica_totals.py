@@ -77,3 +77,24 @@ def test_the_migration_counts_the_replicas_already_there(operator):
 
     import_module("datasets.migrations.0008_site_replica_totals").count_existing_replicas(apps, None)
     assert totals(site) == (2, 2000)
+
+
+def test_a_recount_repairs_totals_that_drifted(operator):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    site, other = SiteFactory(name="BNL", storage_endpoint="/data/bnl"), SiteFactory(name="CERN")
+    catalog.register_new_dataset(user=operator, name=AOD, files=files("f", 2, 1000))
+    replicas.register_file_replicas(user=operator, site_name="BNL", replicas=files("f", 2, 1000))
+    SiteReplicaTotals.objects.filter(site=site).update(files=7, bytes=1)  # as after a raw SQL insert
+    SiteReplicaTotals.objects.create(site=other, files=3, bytes=3)
+
+    out = StringIO()
+    call_command("recount_site_storage", "BNL", stdout=out)
+    assert out.getvalue().splitlines() == ["BNL: 7 files, 1 bytes -> 2 files, 2,000 bytes", "1 site(s) corrected"]
+    assert totals(site) == (2, 2000) and totals(other) == (3, 3), "only the site asked for"
+    assert replicas.recount_site_totals() == [("CERN", (3, 3), (0, 0))]
+    assert replicas.recount_site_totals() == []
+    with pytest.raises(CommandError, match="no site named NOWHERE"):
+        call_command("recount_site_storage", "NOWHERE")
