@@ -46,8 +46,10 @@ class PilotSpec:
 
     def environment(self):
         """What the pilot's environment adds: its identity for our pilot and for PanDA's pilot3
-        (HARVESTER_ID / HARVESTER_WORKER_ID make pilot3 call updateWorkerPilotStatus)."""
-        return {"PANDA_PILOT_ID": self.pilot_id, "HARVESTER_ID": self.factory, "HARVESTER_WORKER_ID": self.pilot_id}
+        (HARVESTER_ID / HARVESTER_WORKER_ID make pilot3 call updateWorkerPilotStatus; GTAG is what
+        pilot3 puts first in the pilotID of its updateJob calls, which link its jobs to the pilot)."""
+        return {"PANDA_PILOT_ID": self.pilot_id, "HARVESTER_ID": self.factory, "HARVESTER_WORKER_ID": self.pilot_id,
+                "GTAG": self.pilot_id}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -134,9 +134,10 @@ def link_jobs(factory, rows, *, now=None):
     by_pilot = defaultdict(list)
     for pandaid, pilot_id, pilot_updated, modified in rows:
         try:
-            by_pilot[uuid.UUID(pilot_id)].append((pandaid, pilot_updated, modified))
+            # pilot3 reports "<GTAG>|<batch type>|<version>…"; the factory sets its GTAG to the pilot id.
+            by_pilot[uuid.UUID(pilot_id.split("|", 1)[0])].append((pandaid, pilot_updated, modified))
         except ValueError:
-            continue  # not one of ours (PanDA's pilot3 sends its own kind of id)
+            continue  # not one of ours (a pilot this server's factories did not start)
     ours = set(Pilot.objects.filter(factory=factory, pk__in=list(by_pilot)).values_list("pk", flat=True))
     known = set(PilotJob.objects.filter(pilot_id__in=ours).values_list("pilot_id", "pandaid"))
     links = [PilotJob(pilot_id=pilot_id, pandaid=pandaid, linked_at=now)

@@ -116,7 +116,7 @@ def test_slurm_submit_builds_the_command_and_the_script(tmp_path):
     assert env["PANDA_PILOT_TOKEN"] == "s3cret-token"  # through the environment ...
     text = script.read_text()
     assert "s3cret-token" not in text  # ... never in a file
-    assert f"export PANDA_PILOT_ID={PILOT_ID} HARVESTER_ID=f1 HARVESTER_WORKER_ID={PILOT_ID}" in text
+    assert f"export PANDA_PILOT_ID={PILOT_ID} HARVESTER_ID=f1 HARVESTER_WORKER_ID={PILOT_ID} GTAG={PILOT_ID}" in text
     assert ("set -- --server http://panda.example.org:8000 --site BNL --pilot-id "
             f"{PILOT_ID} --max-idle-polls 1 --storage-dir '/data/se BNL'") in text  # fmt: skip
     assert '"$python" -m pilot "$@"' in text and text.startswith("#!/bin/sh\n")

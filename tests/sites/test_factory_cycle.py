@@ -269,12 +269,15 @@ def test_jobs_that_name_a_pilot_are_linked_and_counted():
     JobFactory(
         status=JobStatus.RUNNING, computing_site=site, pilot_id="https://pilot3.log|PR|3.7.1", modification_time=now
     )
+    # PanDA's pilot3 started by the factory: pilotID "<GTAG>|<version tag>|<version>", GTAG = our pilot id.
+    by_pilot3 = JobFactory(status=JobStatus.RUNNING, computing_site=site, pilot_id=f"{second.pk}|PR|3.7.0.36",
+                           modification_time=now)  # fmt: skip
     clock.advance(seconds=30)
-    assert factory.cycle()["linked"] == 2
+    assert factory.cycle()["linked"] == 3
     first = Pilot.objects.get(pk=first.pk)
     assert first.jobs_run == 2 and first.last_contact_at == now  # the running job's update is a contact
     assert set(PilotJob.objects.filter(pilot=first).values_list("pandaid", flat=True)) == {job.pandaid for job in ran}
-    assert Pilot.objects.get(pk=second.pk).jobs_run == 0
+    assert list(PilotJob.objects.filter(pilot=second).values_list("pandaid", flat=True)) == [by_pilot3.pandaid]
     assert not PilotJob.objects.filter(pilot=other_factory_pilot).exists()  # f2 links its own
     clock.advance(seconds=30)
     assert factory.cycle()["linked"] == 0  # already linked
