@@ -28,6 +28,8 @@ from .test_end_to_end import submit, wait_for
 pytestmark = [pytest.mark.live, pytest.mark.panda_compat]
 
 QUEUE = "LOCAL_TEST"
+# What the pilot factory sets as GTAG for the pilots it starts (their id); pilot3 reports it in pilotID.
+PILOT_GTAG = "7d1c9f40-2b8e-4e55-9a51-3f0d6c2a8b11"
 # pilot3's generic mode only runs transformations from two known download hosts; with
 # HARVESTER_WORKDIR set it copies the script of that name from there instead of downloading it.
 TRANSFORMATION = "http://pandaserver-doma.cern.ch:25080/trf/user/runme.sh"
@@ -54,7 +56,7 @@ def run_pilot(server_url, tmp_path, label="user", credential=None):
     workdir = tmp_path / "pilot-home"
     workdir.mkdir()
     port = server_url.rsplit(":", 1)[1]
-    env = dict(os.environ, PILOT_NOKILL="1", HARVESTER_WORKDIR=str(trf_dir),
+    env = dict(os.environ, PILOT_NOKILL="1", HARVESTER_WORKDIR=str(trf_dir), GTAG=PILOT_GTAG,
                HARVESTER_PILOT_CONFIG=str(_pilot_config(launcher.parent, server_url, tmp_path / "pilot.cfg")))  # fmt: skip
     if credential:
         # pilot3's token mode: the file named by PANDA_AUTH_TOKEN, looked up beside PANDA_AUTH_DIR,
@@ -104,6 +106,7 @@ def test_real_panda_pilot_runs_a_job_to_finished(pilot_ready, live_server_url, c
     assert job.status == JobStatus.FINISHED, (job.pilot_error_code, job.pilot_error_diag, output[-3000:])
     assert job.trans_exit_code == 0
     assert job.computing_site_id == site.pk
+    assert job.pilot_id.startswith(f"{PILOT_GTAG}|"), job.pilot_id  # how the factory links pilot3's jobs
     log = JobFile.objects.get(job=job, type=FileType.LOG)
     assert log.status == FileStatus.READY
     assert log.surl.startswith("file://localhost" + str(storage))
