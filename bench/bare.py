@@ -15,6 +15,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from jobs.services.dispatch_sql import prepare_once
 from sites.models import Site
 
 DISPATCH_SQL = """
@@ -58,14 +59,6 @@ def _n_jobs(raw):
     return n_jobs if 1 <= n_jobs <= MAX_JOBS_PER_CALL else None
 
 
-def _execute_prepared(cursor, params):
-    if getattr(connection, "bench_bare_prepared_on", None) is not connection.connection:
-        cursor.execute(PREPARE_SQL)
-        cursor.execute("SET plan_cache_mode = force_generic_plan")
-        connection.bench_bare_prepared_on = connection.connection
-    cursor.execute(EXECUTE_SQL, params)
-
-
 def _bare_dispatch(request, *, prepared):
     site_id = _site_id(request.POST.get("siteName", "").strip())
     n_jobs = _n_jobs(request.POST.get("nJobs"))
@@ -73,7 +66,8 @@ def _bare_dispatch(request, *, prepared):
         return JsonResponse({"StatusCode": 50, "errorDialog": "unknown siteName or bad nJobs"}, status=400)
     with connection.cursor() as cursor:
         if prepared:
-            _execute_prepared(cursor, [site_id, n_jobs])
+            prepare_once(cursor, "bench_bare_dispatch", PREPARE_SQL)
+            cursor.execute(EXECUTE_SQL, [site_id, n_jobs])
         else:
             cursor.execute(DISPATCH_SQL, [site_id, n_jobs])
         pandaids = [row[0] for row in cursor.fetchall()]

@@ -36,7 +36,7 @@ def volume(topology=None):
         (site_id, replicas.get(site_id, 0), *stored.get(site_id, (0, 0))) for site_id in replicas.keys() | stored
     ]
     cells = {}
-    for site_id, n, files, size in sorted(per_site):
+    for site_id, n, files, size in per_site:
         site = sites[site_id]
         key = (site.cloud.name, tier_label(topology, site), topology.media(site))
         cell = cells.setdefault(key, {"cloud": key[0], "tier": key[1], "media": key[2], "replicas": 0, "files": 0,

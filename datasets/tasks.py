@@ -82,6 +82,7 @@ def propose_deletions():
 
     with recorded_run(propose_deletions.name) as counts:
         counts.update(cleaning.propose())
+        # Approvals enqueue execute_deletions on commit; this hourly pass also takes any whose task was lost.
         counts.update(cleaning.execute())
 
 

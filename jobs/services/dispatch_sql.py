@@ -95,7 +95,7 @@ def dispatch(*, site, request, n_jobs, labels):
     }  # fmt: skip
     with connection.cursor() as cursor:
         if settings.PANDA["DISPATCH_PREPARED"]:
-            _prepare_once(cursor)
+            prepare_once(cursor, PREPARED_NAME, PREPARE_SQL)
             cursor.execute(EXECUTE_SQL, [params[name] for name in PARAMETERS])
         else:
             cursor.execute(DISPATCH_SQL, params)
@@ -104,14 +104,19 @@ def dispatch(*, site, request, n_jobs, labels):
     return [_job_and_files(row) for row in rows]
 
 
-def _prepare_once(cursor):
-    """PREPARE the statement on this connection unless it already was (a reconnect starts afresh)."""
+def prepare_once(cursor, name, prepare_sql):
+    """Run `prepare_sql` (PREPARE `name` ...) on this connection unless it already was: a reconnect
+    starts afresh, as the set of prepared names belongs to the raw connection it was made on."""
     raw_connection = connection.connection
-    if getattr(connection, "pandamon_dispatch_prepared_on", None) is not raw_connection:
+    made_on, prepared = getattr(connection, "pandamon_prepared", (None, set()))
+    if made_on is not raw_connection:
+        prepared = set()
+        connection.pandamon_prepared = (raw_connection, prepared)
+    if name not in prepared:
         # Session objects, both: they survive a rollback of the transaction around them.
-        cursor.execute(PREPARE_SQL)
+        cursor.execute(prepare_sql)
         cursor.execute("SET plan_cache_mode = force_generic_plan")
-        connection.pandamon_dispatch_prepared_on = raw_connection
+        prepared.add(name)
 
 
 def _job_and_files(row):

@@ -52,10 +52,9 @@ def _fold(changes):
         task.modified_at = now
         task.save(update_fields=["jobs_by_state", "files_done", "files_failed", "events_done", "modified_at"])
         broken = status.broken_reason(task)
-        new = status.follows_from_counters(task)
         if broken:
             actions.break_task(task, reason=broken, actor="task-rollup")
-        elif new is not None:
+        elif (new := status.follows_from_counters(task)) is not None:
             status.change(task, new, actor="task-rollup", reason=_reason(task))
 
 
